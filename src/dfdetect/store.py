@@ -1,0 +1,386 @@
+"""Sharded HDF5 storage for per-frame data, and atomic writes for every output.
+
+Layout of one shard file (``<dir>/shard-007.h5``)::
+
+    /                      attrs: format, stage, params (JSON of the producing params)
+    /videos/<key>/         one group per video; attrs: video_id; <key> = percent-encoded video_id
+        frame_index        int64 (n,)        frames of this video, in ascending order
+        <field>            (n, *item_shape)  one HDF5 chunk per item (frame/face) for images
+    /index/video_id        vlen str (N,)     every (video_id, frame_index) of the shard
+    /index/frame_index     int64 (N,)
+
+Reading one face therefore costs one chunk read. Files are written to a temporary name in the
+same directory and renamed into place when complete, so an interrupted stage never leaves a
+half-written shard. Timestamps are not recorded: the same content gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+from urllib.parse import quote, unquote
+
+import h5py
+import numpy as np
+
+FORMAT = "dfdetect-shard/1"
+
+
+# ----------------------------------------------------------------------------- atomic files
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success only."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def write_csv_atomic(path: str | Path, df) -> None:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    write_text_atomic(path, buf.getvalue())
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# ----------------------------------------------------------------------------- sharding
+def shard_of(video_id: str, num_shards: int) -> int:
+    """Stable shard of a video: CRC-32 of its id, so adding videos moves no other video."""
+    return zlib.crc32(video_id.encode("utf-8")) % int(num_shards)
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{int(shard):03d}"
+
+
+def shard_path(directory: str | Path, shard: int, suffix: str = ".h5") -> Path:
+    return Path(directory) / f"{shard_name(shard)}{suffix}"
+
+
+def video_key(video_id: str) -> str:
+    return quote(video_id, safe="")
+
+
+def key_video(key: str) -> str:
+    return unquote(key)
+
+
+# ----------------------------------------------------------------------------- compression
+def compression_kwargs(spec: Mapping[str, Any] | str | None) -> dict:
+    """h5py dataset keywords for a codec spec.
+
+    ``{"codec": "gzip", "level": 4, "shuffle": true}`` uses HDF5's built-in filters (readable
+    everywhere); ``{"codec": "blosc-lz4"|"blosc-zstd"|"lz4"|"zstd", ...}`` uses hdf5plugin's
+    filters (fast; readers need ``import hdf5plugin``); ``None``/``"none"`` stores raw.
+    """
+    if spec is None or spec == "none":
+        return {}
+    if isinstance(spec, str):
+        spec = {"codec": spec}
+    codec = str(spec.get("codec", "gzip")).lower()
+    level = spec.get("level")
+    shuffle = bool(spec.get("shuffle", True))
+    if codec == "none":
+        return {}
+    if codec == "gzip":
+        return {"compression": "gzip", "compression_opts": int(4 if level is None else level),
+                "shuffle": shuffle}
+    if codec == "lzf":
+        return {"compression": "lzf", "shuffle": shuffle}
+    import hdf5plugin  # noqa: PLC0415  (optional, registers the filters)
+
+    if codec.startswith("blosc"):
+        cname = codec.split("-", 1)[1] if "-" in codec else "lz4"
+        sh = hdf5plugin.Blosc.SHUFFLE if shuffle else hdf5plugin.Blosc.NOSHUFFLE
+        if spec.get("bitshuffle"):
+            sh = hdf5plugin.Blosc.BITSHUFFLE
+        return dict(hdf5plugin.Blosc(cname=cname, clevel=int(5 if level is None else level), shuffle=sh))
+    if codec == "lz4":
+        return dict(hdf5plugin.LZ4())
+    if codec == "zstd":
+        return dict(hdf5plugin.Zstd(clevel=int(3 if level is None else level)))
+    if codec == "bitshuffle-lz4":
+        return dict(hdf5plugin.Bitshuffle(cname="lz4"))
+    raise ValueError(f"unknown compression codec {codec!r}")
+
+
+def _ensure_plugins() -> None:
+    with contextlib.suppress(ImportError):
+        import hdf5plugin  # noqa: F401,PLC0415
+
+
+# ----------------------------------------------------------------------------- writer
+class ShardWriter:
+    """Write one shard atomically.
+
+    >>> with ShardWriter("data/faces/shard-000.h5", stage="align_faces", params=cfg) as w:
+    ...     w.add_video("ffpp/c23/000.mp4", frame_indices, face=faces, box=boxes)
+
+    ``compression`` maps field names to codec specs (see :func:`compression_kwargs`); fields not
+    listed use ``default_compression`` when they have two or more item dimensions (images) and
+    are stored raw otherwise. Every field of ndim >= 2 per item is chunked one item per chunk.
+    """
+
+    def __init__(self, path: str | Path, stage: str = "", params: Mapping | None = None,
+                 compression: Mapping[str, Any] | None = None,
+                 default_compression: Any = None, attrs: Mapping[str, Any] | None = None):
+        self.path = Path(path)
+        self.stage = stage
+        self.params = dict(params or {})
+        self.compression = dict(compression or {})
+        self.default_compression = ({"codec": "gzip", "level": 4, "shuffle": True}
+                                    if default_compression is None else default_compression)
+        self.attrs = dict(attrs or {})
+        self._ctx = None
+        self._file: h5py.File | None = None
+        self._index_vid: list[str] = []
+        self._index_frame: list[int] = []
+        self._videos: set[str] = set()
+
+    def __enter__(self) -> "ShardWriter":
+        self._ctx = atomic_path(self.path)
+        tmp = self._ctx.__enter__()
+        _ensure_plugins()
+        self._file = h5py.File(tmp, "w", track_order=False)
+        root = self._file
+        root.attrs["format"] = FORMAT
+        root.attrs["stage"] = self.stage
+        root.attrs["params"] = json.dumps(self.params, sort_keys=True, default=_json_default)
+        for k, v in self.attrs.items():
+            root.attrs[k] = v if not isinstance(v, (dict, list)) else json.dumps(v, sort_keys=True)
+        self._file.create_group("videos", track_order=False)
+        return self
+
+    def add_video(self, video_id: str, frame_indices, attrs: Mapping[str, Any] | None = None,
+                  **fields: np.ndarray) -> None:
+        assert self._file is not None, "use ShardWriter as a context manager"
+        if video_id in self._videos:
+            raise ValueError(f"{self.path}: video {video_id!r} written twice")
+        frame_indices = np.asarray(frame_indices, dtype=np.int64)
+        n = len(frame_indices)
+        if n and np.any(np.diff(frame_indices) <= 0):
+            raise ValueError(f"{video_id}: frame indices must be strictly increasing")
+        grp = self._file["videos"].create_group(video_key(video_id), track_order=False)
+        grp.attrs["video_id"] = video_id
+        for k, v in (attrs or {}).items():
+            grp.attrs[k] = v if not isinstance(v, (dict, list)) else json.dumps(v, sort_keys=True)
+        grp.create_dataset("frame_index", data=frame_indices, track_times=False)
+        for name, arr in fields.items():
+            arr = np.asarray(arr)
+            if arr.shape[:1] != (n,):
+                raise ValueError(f"{video_id}: field {name} has {arr.shape[:1]} rows, expected {n}")
+            kwargs: dict = {"track_times": False}
+            if arr.ndim >= 3 and n > 0:  # image-like items: one chunk per item
+                kwargs["chunks"] = (1,) + arr.shape[1:]
+                kwargs.update(compression_kwargs(self.compression.get(name, self.default_compression)))
+            elif name in self.compression and n > 0:
+                kwargs["chunks"] = True
+                kwargs.update(compression_kwargs(self.compression[name]))
+            if arr.dtype.kind == "U":
+                arr = arr.astype(object)
+                kwargs["dtype"] = h5py.string_dtype()
+            grp.create_dataset(name, data=arr, **kwargs)
+        self._videos.add(video_id)
+        self._index_vid.extend([video_id] * n)
+        self._index_frame.extend(frame_indices.tolist())
+
+    def __exit__(self, exc_type, exc, tb):
+        assert self._file is not None and self._ctx is not None
+        try:
+            if exc_type is None:
+                idx = self._file.create_group("index", track_order=False)
+                idx.create_dataset("video_id", data=np.array(self._index_vid, dtype=object),
+                                   dtype=h5py.string_dtype(), track_times=False)
+                idx.create_dataset("frame_index", data=np.array(self._index_frame, dtype=np.int64),
+                                   track_times=False)
+        finally:
+            self._file.close()
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+
+# ----------------------------------------------------------------------------- readers
+class ShardReader:
+    """Read one shard; the file is opened lazily and kept open (reopened after fork)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+        self._pid = None
+
+    @property
+    def file(self) -> h5py.File:
+        if self._file is None or self._pid != os.getpid():
+            _ensure_plugins()
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getstate__(self):
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"])
+
+    @property
+    def attrs(self) -> dict:
+        out = dict(self.file.attrs)
+        if "params" in out:
+            out["params"] = json.loads(out["params"])
+        return out
+
+    def videos(self) -> list[str]:
+        return [self.file["videos"][k].attrs["video_id"] for k in self.file["videos"]]
+
+    def has_video(self, video_id: str) -> bool:
+        return video_key(video_id) in self.file["videos"]
+
+    def group(self, video_id: str) -> h5py.Group:
+        try:
+            return self.file["videos"][video_key(video_id)]
+        except KeyError:
+            raise KeyError(f"{self.path}: no video {video_id!r}") from None
+
+    def frame_indices(self, video_id: str) -> np.ndarray:
+        return self.group(video_id)["frame_index"][()]
+
+    def fields(self, video_id: str) -> list[str]:
+        return [k for k in self.group(video_id) if k != "frame_index"]
+
+    def video_attrs(self, video_id: str) -> dict:
+        return dict(self.group(video_id).attrs)
+
+    def read(self, video_id: str, field: str, rows=None) -> np.ndarray:
+        ds = self.group(video_id)[field]
+        if rows is None:
+            out = ds[()]
+        else:
+            rows = np.asarray(rows)
+            out = np.stack([ds[int(r)] for r in rows]) if len(rows) else np.empty((0,) + ds.shape[1:], ds.dtype)
+        if out.dtype == object:
+            out = np.array([x.decode() if isinstance(x, bytes) else x for x in np.ravel(out)],
+                           dtype=object).reshape(out.shape)
+        return out
+
+    def read_item(self, video_id: str, frame_index: int, field: str) -> np.ndarray:
+        frames = self.frame_indices(video_id)
+        pos = int(np.searchsorted(frames, frame_index))
+        if pos >= len(frames) or frames[pos] != frame_index:
+            raise KeyError(f"{self.path}: {video_id!r} has no frame {frame_index}")
+        return self.group(video_id)[field][pos]
+
+    def index(self):
+        import pandas as pd  # noqa: PLC0415
+
+        idx = self.file["index"]
+        vids = [v.decode() if isinstance(v, bytes) else v for v in idx["video_id"][()]]
+        frames = idx["frame_index"][()]
+        df = pd.DataFrame({"video_id": vids, "frame_index": frames})
+        df["row"] = df.groupby("video_id", sort=False).cumcount()
+        return df
+
+
+@dataclass
+class ItemRef:
+    video_id: str
+    frame_index: int
+    shard: int
+    row: int
+
+
+class Store:
+    """All shards of one stage output directory, addressed by (video_id, frame_index)."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        paths = sorted(self.directory.glob("shard-*.h5"))
+        if not paths:
+            raise FileNotFoundError(f"{self.directory}: no shard-*.h5 files")
+        self.shards = [ShardReader(p) for p in paths]
+        self._where: dict[str, int] | None = None
+
+    def _locate(self) -> dict[str, int]:
+        if self._where is None:
+            self._where = {}
+            for i, sh in enumerate(self.shards):
+                for vid in sh.videos():
+                    self._where[vid] = i
+        return self._where
+
+    def videos(self) -> list[str]:
+        return sorted(self._locate())
+
+    def shard_for(self, video_id: str) -> ShardReader:
+        try:
+            return self.shards[self._locate()[video_id]]
+        except KeyError:
+            raise KeyError(f"{self.directory}: no video {video_id!r}") from None
+
+    def index(self):
+        import pandas as pd  # noqa: PLC0415
+
+        frames = []
+        for i, sh in enumerate(self.shards):
+            df = sh.index()
+            df["shard"] = i
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def frame_indices(self, video_id: str) -> np.ndarray:
+        return self.shard_for(video_id).frame_indices(video_id)
+
+    def read(self, video_id: str, field: str, rows=None) -> np.ndarray:
+        return self.shard_for(video_id).read(video_id, field, rows)
+
+    def read_item(self, video_id: str, frame_index: int, field: str) -> np.ndarray:
+        return self.shard_for(video_id).read_item(video_id, frame_index, field)
+
+    def attrs(self) -> dict:
+        return self.shards[0].attrs
+
+    def close(self) -> None:
+        for sh in self.shards:
+            sh.close()

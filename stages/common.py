@@ -1,0 +1,47 @@
+"""Where the DAG keeps its files: the only module (with dvc.yaml) that knows these paths.
+
+Every stage script imports from here; the library takes paths as arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MANIFEST = Path("data/manifest.csv")
+MANIFEST_SHARDS = Path("data/manifest")
+FRAMES = Path("data/frames")
+FACES = Path("data/faces")
+SAAB = Path("data/saab")
+HSI = Path("data/hsi")
+AUDIO = Path("data/audio")
+TRANSCRIPTS = Path("data/transcripts.jsonl")
+SCORES = Path("data/scores")
+FAILURES = Path("data/failures")
+MODELS = Path("models")
+METRICS = Path("metrics")
+
+# cached inputs a detector may declare (Detector.inputs) -> where the DAG keeps them
+SOURCES = {
+    "manifest": MANIFEST,
+    "frames": FRAMES,
+    "faces": FACES,
+    "saab": SAAB,
+    "hsi": HSI,
+    "audio": AUDIO,
+    "transcripts": TRANSCRIPTS,
+    "mst": MODELS / "mst",
+    "saab_model": MODELS / "saab",
+}
+
+
+def setup() -> None:
+    """Logging and thread settings shared by every stage."""
+    logging.basicConfig(level=os.environ.get("DFDETECT_LOGLEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
