@@ -93,15 +93,12 @@ def grouped_split(groups: Iterable[str], fractions=(0.7, 0.15, 0.15), seed: int 
     fr = np.asarray(fractions, dtype=float)
     fr = fr / fr.sum()
     n = len(uniq)
-    counts = np.floor(fr * n).astype(int)
-    # make sure non-zero fractions get a group when possible, then distribute the rest
-    for i in np.argsort(-fr):
-        if fr[i] > 0 and counts[i] == 0 and counts.sum() < n:
-            counts[i] = 1
-    while counts.sum() < n:
+    counts = np.zeros(len(fr), dtype=int)
+    nonzero = np.flatnonzero(fr > 0)
+    if n >= len(nonzero):          # every requested split gets at least one group
+        counts[nonzero] = 1
+    while counts.sum() < n:        # then the largest shortfall gets the next group
         counts[int(np.argmax(fr * n - counts))] += 1
-    while counts.sum() > n:
-        counts[int(np.argmax(counts))] -= 1
     out: dict[str, str] = {}
     pos = 0
     for name, c in zip(SPLITS, counts):

@@ -1,0 +1,57 @@
+# The two commands of the README:
+#   make demo   install everything into .venv, then `dvc repro` the embedded demo
+#   make test   install everything into .venv, then run the test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dfdetect-installed
+APT_PACKAGES := ffmpeg espeak-ng sox pocketsphinx-testdata asterisk-core-sounds-en-wav fortunes fortunes-min
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+export DVC_NO_ANALYTICS := 1
+export OMP_WAIT_POLICY := PASSIVE
+export HF_HUB_OFFLINE ?= 1
+export PYTHONHASHSEED := 0
+
+.PHONY: demo test install apt bench dag clean-venv
+
+demo: install
+	$(BIN)/dvc repro
+	@echo
+	@echo "Leaderboard: metrics/leaderboard.md (also .csv); plots: dvc plots show"
+	@cat metrics/leaderboard.md
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+# System programs the pipeline calls (ffmpeg, espeak-ng, sox) and Debian's real-speech and
+# quotation data for the audio/text demo; installed only when missing.
+apt:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): requirements/base.txt requirements/nodeps.txt requirements/constraints.txt pyproject.toml | apt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -r requirements/base.txt
+	$(BIN)/python -m pip install -q --no-deps -c requirements/constraints.txt -r requirements/nodeps.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/dvc config --local core.analytics false 2>/dev/null || true
+	touch $(STAMP)
+
+bench: install
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+dag: install
+	$(BIN)/dvc dag
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,41 @@
+"""Shared test settings: quiet threads, offline hubs, the real-media folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def media_dir() -> Path | None:
+    value = os.environ.get("DFDETECT_MEDIA")
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_dir() else None
+
+
+@pytest.fixture
+def media() -> Path:
+    """The real-media folder (DFDETECT_MEDIA); the test is skipped when it is unset or missing."""
+    path = media_dir()
+    if path is None:
+        pytest.skip("DFDETECT_MEDIA is unset or not a directory")
+    return path
+
+
+def pytest_collection_modifyitems(config, items):
+    if media_dir() is None:
+        skip = pytest.mark.skip(reason="DFDETECT_MEDIA is unset or not a directory")
+        for item in items:
+            if "media" in item.keywords:
+                item.add_marker(skip)
