@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 MANIFEST = Path("data/manifest.csv")
 MANIFEST_SHARDS = Path("data/manifest")
+AUDIO_MANIFEST = Path("data/audio_manifest.csv")
+AUDIO_MANIFEST_SHARDS = Path("data/audio_manifest")
 FRAMES = Path("data/frames")
 FACES = Path("data/faces")
 SAAB = Path("data/saab")
@@ -36,7 +38,11 @@ SOURCES = {
     "transcripts": TRANSCRIPTS,
     "mst": MODELS / "mst",
     "saab_model": MODELS / "saab",
+    "audio_manifest": AUDIO_MANIFEST,
 }
+
+# which manifest a detector is trained and evaluated on (Detector.manifest)
+MANIFESTS = {"video": MANIFEST, "audio": AUDIO_MANIFEST}
 
 
 def setup() -> None:

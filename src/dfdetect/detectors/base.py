@@ -105,6 +105,7 @@ class Detector(abc.ABC):
     name: ClassVar[str] = "detector"
     inputs: ClassVar[tuple[str, ...]] = ("faces",)
     level: ClassVar[str] = "frame"   # "frame" (aggregated to videos) or "video"/"utterance"
+    manifest: ClassVar[str] = "video"  # "video" (data/manifest.csv) or "audio" (audio datasets)
     paper: ClassVar[str] = ""
 
     def __init__(self, **params: Any):
