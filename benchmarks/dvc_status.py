@@ -1,0 +1,123 @@
+"""DVC bookkeeping cost as the dataset grows: `dvc status` and a no-op `dvc repro`.
+
+Goals (issue 2, section 10): `dvc status` with a 10,000-video manifest <= 3 s, and a no-op
+`dvc repro` of the whole DAG <= 3 s. Sharding keeps the number of stages and tracked files
+independent of the number of videos, so both should stay flat from 1,000 to 10,000 videos.
+
+What it does, in a temporary copy of the project for each size N:
+  1. a generic-layout dataset of N small files (real/ and fake/ folders; content is irrelevant
+     because probing is switched off with `--probe false`),
+  2. `dvc repro ingest` (manifest + per-shard manifests),
+  3. `dvc commit` of every downstream stage with placeholder outputs, so that the lock file
+     describes a fully built DAG,
+  4. times `dvc status` and `dvc repro` (no-op) three times each and prints the best.
+
+Run: `.venv/bin/python benchmarks/dvc_status.py [--sizes 1000 10000]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(cmd, cwd, env, check=True):
+    p = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
+    if check and p.returncode:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def best_of(fn, n=3) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def build(n: int, work: Path, env: dict) -> tuple[Path, list[str]]:
+    proj = work / f"proj{n}"
+    for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, proj / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, proj / name)
+    data = proj / "data" / "bench"
+    for i in range(n):
+        sub = data / ("real" if i % 2 == 0 else "fake") / f"id{i % 97:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"{i:06d}.mp4").write_bytes(i.to_bytes(4, "little"))
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["ingest"].update({"layout": "generic", "root": "data/bench", "probe": False})
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc = [sys.executable, "-m", "dvc"]
+    run(["git", "init", "-q"], proj, env)
+    run(dvc + ["init", "-q"], proj, env)
+    run(dvc + ["config", "core.analytics", "false"], proj, env)
+    # the demo builder is not part of this DAG: the dataset is given
+    run(dvc + ["remove", "make_demo"], proj, env, check=False)
+    run(dvc + ["repro", "ingest"], proj, env)
+    # placeholder outputs for every other stage, then record them in dvc.lock, so that the
+    # lock describes a fully built DAG (what `dvc status` checks after a real run)
+    code = (
+        "from pathlib import Path\n"
+        "from dvc.repo import Repo\n"
+        "repo = Repo('.')\n"
+        "stages = [s for s in repo.index.stages if s.addressing != 'ingest']\n"
+        "for stage in stages:\n"
+        "    for out in stage.outs:\n"
+        "        p = Path(out.fs_path)\n"
+        "        if p.exists():\n"
+        "            continue\n"
+        "        p.parent.mkdir(parents=True, exist_ok=True)\n"
+        "        if p.suffix:\n"
+        "            p.write_text(stage.addressing)\n"
+        "        else:\n"
+        "            p.mkdir()\n"
+        "            (p / 'part').write_text(stage.addressing)\n"
+        "for _ in range(3):\n"
+        "    for stage in stages:\n"
+        "        repo.commit(stage.addressing, force=True)\n"
+    )
+    run([sys.executable, "-c", code], proj, env)
+    lock_targets = []
+    return proj, lock_targets
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    args = ap.parse_args()
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b",
+               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b",
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    dvc = [sys.executable, "-m", "dvc"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            proj, _ = build(n, Path(tmp), env)
+            t_status = best_of(lambda: run(dvc + ["status"], proj, env, check=False))
+            t_repro = best_of(lambda: run(dvc + ["repro", "ingest"], proj, env))
+            rows.append((n, t_status, t_repro))
+            print(f"N={n:>6}: dvc status {t_status:.2f} s, no-op dvc repro ingest {t_repro:.2f} s", flush=True)
+    n0, s0, r0 = rows[0]
+    for n, s, r in rows[1:]:
+        print(f"growth {n0} -> {n} videos: status x{s / s0:.2f}, no-op repro x{r / r0:.2f}")
+    print("goal: dvc status <= 3 s at 10,000 videos:", "MET" if rows[-1][1] <= 3 else "NOT MET")
+
+
+if __name__ == "__main__":
+    main()
