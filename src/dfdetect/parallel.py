@@ -40,10 +40,32 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+def _connect(executor: str, address: str | None) -> None:
+    """Attach this process to a running distributed engine so joblib can use it."""
+    if executor == "dask":
+        from dask.distributed import Client, default_client  # noqa: PLC0415
+
+        try:
+            default_client()
+        except ValueError:
+            Client(address) if address else Client(processes=True)
+    elif executor == "ray":
+        import ray  # noqa: PLC0415
+        from ray.util.joblib import register_ray  # noqa: PLC0415
+
+        if not ray.is_initialized():
+            ray.init(address=address or None)
+        register_ray()
+
+
 def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "process",
          workers: int | None = None, desc: str | None = None, progress: bool = True,
-         ) -> Iterator[tuple[Any, Any, BaseException | None]]:
-    """Yield ``(item, result, error)`` for every item, in input order."""
+         address: str | None = None) -> Iterator[tuple[Any, Any, BaseException | None]]:
+    """Yield ``(item, result, error)`` for every item, in input order.
+
+    ``address`` is the scheduler of an existing engine (``tcp://host:8786`` for Dask,
+    ``ray://host:10001`` for Ray) when ``executor`` names one.
+    """
     items = list(items)
     workers = default_workers() if not workers else int(workers)
     bar = tqdm(total=len(items), desc=desc, unit="video", disable=not progress or not items,
@@ -55,6 +77,8 @@ def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "proces
             from joblib import Parallel, delayed  # noqa: PLC0415
 
             backend = "loky" if executor == "process" else executor
+            if backend not in ("loky", "threading", "multiprocessing"):
+                _connect(backend, address)
             results = Parallel(n_jobs=workers, backend=backend, return_as="generator",
                                batch_size=1, pre_dispatch="2*n_jobs")(
                 delayed(_guarded)(fn, it) for it in items)
