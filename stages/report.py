@@ -1,0 +1,55 @@
+"""Leaderboard of every evaluated detector, combined ROC plot and failures summary.
+
+Reads every <metrics-dir>/*.json that has a "test" entry (written by stages/evaluate.py; other
+JSON files such as metrics/transcribe.json are ignored). Writes <out>.csv and <out>.md (one
+row per detector and level, video then frame: AUC, EER, accuracy, precision, recall, F1,
+pAUC/tAUC/TAR at each FAR, log(wP), counts, init and parameter count; sorted by video-level
+AUC), <plots-dir>/roc.png (video-level test ROC of every detector, linear and log-FAR axes)
+and <failures-out> (every data/failures/**/*.csv in one table; rows per stage are printed).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+from dfdetect.config import StageCLI  # noqa: E402
+from dfdetect.report import (collect_failures, failure_counts, leaderboard, load_metrics,  # noqa: E402
+                             load_rocs, plot_roc, to_markdown)
+from dfdetect.store import write_csv_atomic, write_text_atomic  # noqa: E402
+
+log = logging.getLogger("dfdetect.report")
+
+
+def main(argv=None) -> None:
+    common.setup()
+    cli = StageCLI("report", __doc__)
+    cli.add("--metrics-dir", default=str(common.METRICS))
+    cli.add("--out", default=str(common.METRICS / "leaderboard"), help="leaderboard path without suffix")
+    cli.add("--roc-dir", default=str(common.METRICS / "roc"))
+    cli.add("--plots-dir", default=str(common.METRICS / "plots"))
+    cli.add("--failures-dir", default=str(common.FAILURES))
+    cli.add("--failures-out", default=str(common.METRICS / "failures.csv"))
+    cli.add("--split", default="test")
+    _, args = cli.parse(argv)
+    docs = load_metrics(args.metrics_dir, args.split)
+    board = leaderboard(docs, args.split)
+    write_csv_atomic(f"{args.out}.csv", board)
+    write_text_atomic(f"{args.out}.md", to_markdown(board, f"Leaderboard ({args.split} split)"))
+    aucs = {d: float(r["auc"]) for d, r in board[board["level"] == "video"].set_index("detector").iterrows()}
+    plot_roc(load_rocs(args.roc_dir, list(board["detector"].unique())), Path(args.plots_dir) / "roc.png", aucs)
+    failures = collect_failures(args.failures_dir)
+    write_csv_atomic(args.failures_out, failures)
+    print(f"leaderboard: {len(docs)} detectors -> {args.out}.csv, {args.out}.md")
+    counts = failure_counts(failures)
+    print(f"failures: {len(failures)} rows -> {args.failures_out}")
+    for stage, n in counts.items():
+        print(f"  {stage}: {n}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Leaderboard, ROC plot and failures summary from synthetic evaluate outputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfdetect import metrics as M
+from dfdetect import report as R
+from dfdetect.failures import Failures
+from dfdetect.store import write_json_atomic
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _doc(name, video_auc_shift, frame=True, total=1000):
+    rng = np.random.default_rng(len(name))
+    y = np.repeat([0, 1], 20)
+    s = 1 / (1 + np.exp(-(rng.normal(size=40) + video_auc_shift * y)))
+    test = {"video": M.binary_metrics(y, s)}
+    if frame:
+        test["frame"] = M.binary_metrics(np.repeat(y, 2), np.repeat(s, 2) + rng.normal(size=80) * 0.1)
+    doc = {"detector": name, "init": {"backbone": "imagenet:efficientnet-lite0 (offline)"},
+           "parameters": {"total": total, "head": 10}, "test": test}
+    return M.json_safe(doc), M.roc_points(y, s)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    metrics = tmp_path / "metrics"
+    for name, shift, frame in (("weak_cnn", 0.3, True), ("strong_cnn", 3.0, True), ("audio_x", 1.0, False)):
+        doc, roc = _doc(name, shift, frame)
+        write_json_atomic(metrics / f"{name}.json", doc)
+        (metrics / "roc").mkdir(parents=True, exist_ok=True)
+        roc.to_csv(metrics / "roc" / f"{name}.csv", index=False)
+    write_json_atomic(metrics / "transcribe.json", {"real_time_factor": 0.2, "n": 3})
+    write_json_atomic(metrics / "mst.json", {"loss": 0.1})
+    fails = tmp_path / "data" / "failures"
+    f = Failures("ingest")
+    f.add("missing.mp4", "listed in metadata but absent on disk", path="/d/missing.mp4", warn=False)
+    f.write(fails / "ingest.csv")
+    for shard in (0, 1):
+        f = Failures("align_faces")
+        f.add(f"v{shard}.mp4", "no face found", frame_index=3, warn=False)
+        f.add(f"v{shard}.mp4", "no face found", frame_index=5, warn=False)
+        f.write(fails / "align_faces" / f"shard-00{shard}.csv")
+    Failures("sample_frames").write(fails / "sample_frames" / "shard-000.csv")  # header only
+    return tmp_path
+
+
+def test_leaderboard_rows_and_order(run_dir):
+    docs = R.load_metrics(run_dir / "metrics")
+    assert sorted(docs) == ["audio_x", "strong_cnn", "weak_cnn"]  # transcribe/mst skipped
+    board = R.leaderboard(docs)
+    assert list(board["detector"]) == ["strong_cnn", "strong_cnn", "audio_x", "weak_cnn", "weak_cnn"]
+    assert list(board["level"]) == ["video", "frame", "video", "video", "frame"]
+    for col in ("auc", "eer", "accuracy", "f1", "pauc_0.01", "pauc_0.1", "tauc_0.01", "tauc_0.1",
+                "tar_0.01", "tar_0.1", "logwp", "n", "init", "parameters"):
+        assert col in board.columns, col
+    row = board.iloc[0]
+    assert row["auc"] == pytest.approx(docs["strong_cnn"]["test"]["video"]["auc"])
+    assert row["parameters"] == 1000 and "efficientnet-lite0" in row["init"]
+    assert row["n"] == 40 and board.iloc[1]["n"] == 80
+
+
+def test_leaderboard_handles_null_metrics():
+    docs = {"one_class": {"detector": "one_class", "test": {"video": {"auc": None, "eer": None, "n": 3,
+                                                                        "accuracy": 1.0}}},
+            "ok": {"detector": "ok", "test": {"video": {"auc": 0.6, "n": 4}}}}
+    board = R.leaderboard(docs)
+    assert list(board["detector"]) == ["ok", "one_class"]
+    assert math.isnan(board.iloc[1]["auc"]) and board.iloc[1]["parameters"] == -1
+    md = R.to_markdown(board)
+    assert "| one_class | video | – |" in md and "1.0000" in md
+
+
+def test_markdown_is_rounded_and_lists_detectors(run_dir):
+    board = R.leaderboard(R.load_metrics(run_dir / "metrics"))
+    md = R.to_markdown(board)
+    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    assert len(lines) == 2 + len(board)
+    assert all(ln.count("|") == lines[0].count("|") for ln in lines)
+    for name in ("strong_cnn", "weak_cnn", "audio_x"):
+        assert name in md
+    auc = board.iloc[0]["auc"]
+    assert f"{auc:.4f}" in lines[2] and "1,000" in lines[2]
+    assert R.to_markdown(board.iloc[0:0]).endswith("No evaluated detectors.\n")
+
+
+def test_failures_aggregated(run_dir):
+    fails = R.collect_failures(run_dir / "data" / "failures")
+    assert list(fails.columns) == ["video_id", "stage", "frame_index", "path", "reason"]
+    assert len(fails) == 5
+    counts = R.failure_counts(fails)
+    assert counts.to_dict() == {"align_faces": 4, "ingest": 1}
+    assert fails.loc[fails["stage"] == "ingest", "path"].iloc[0] == "/d/missing.mp4"
+    assert R.collect_failures(run_dir / "nowhere").empty
+
+
+def test_report_stage(run_dir, monkeypatch, capsys):
+    monkeypatch.chdir(run_dir)
+    spec = importlib.util.spec_from_file_location("_stage_report", REPO / "stages" / "report.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    stage.main(["--metrics-dir", "metrics", "--out", "metrics/leaderboard"])
+    out = capsys.readouterr().out
+    assert "3 detectors" in out and "align_faces: 4" in out and "ingest: 1" in out
+    board = pd.read_csv(run_dir / "metrics" / "leaderboard.csv")
+    assert len(board) == 5 and board["detector"].iloc[0] == "strong_cnn"
+    assert "strong_cnn" in (run_dir / "metrics" / "leaderboard.md").read_text()
+    png = run_dir / "metrics" / "plots" / "roc.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert len(pd.read_csv(run_dir / "metrics" / "failures.csv")) == 5
+    outputs = ["leaderboard.csv", "leaderboard.md", "plots/roc.png", "failures.csv"]
+    before = {p: (run_dir / "metrics" / p).read_bytes() for p in outputs}
+    stage.main(["--metrics-dir", "metrics", "--out", "metrics/leaderboard"])
+    assert before == {p: (run_dir / "metrics" / p).read_bytes() for p in outputs}
+    json.loads((run_dir / "metrics" / "strong_cnn.json").read_text())  # inputs untouched
+
+
+def test_report_stage_with_nothing_evaluated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("_stage_report2", REPO / "stages" / "report.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    stage.main([])
+    assert "No evaluated detectors." in (tmp_path / "metrics" / "leaderboard.md").read_text()
+    assert (tmp_path / "metrics" / "plots" / "roc.png").exists()
+    assert pd.read_csv(tmp_path / "metrics" / "failures.csv").empty
