@@ -84,27 +84,34 @@ def is_fake(df: pd.DataFrame) -> np.ndarray:
 def grouped_split(groups: Iterable[str], fractions=(0.7, 0.15, 0.15), seed: int = 0) -> dict[str, str]:
     """Deterministic split of groups (identities) into train/val/test.
 
-    Groups are shuffled with ``seed`` and assigned greedily so every split gets at least one
-    group when there are enough; no group is in two splits.
+    ``groups`` has one entry per video (repeats give a group's size), so the fractions are
+    fractions of videos, not of groups: one person with 500 videos is not "one group" like a
+    person with 2. Groups are shuffled with ``seed``, taken largest first (ties in shuffled
+    order), and each goes to the split furthest below its target; every requested split gets
+    at least one group when there are enough. No group is in two splits.
     """
+    groups = list(groups)
     uniq = sorted(set(groups))
+    if not uniq:
+        return {}
+    size = pd.Series(groups, dtype=object).value_counts()
     rng = np.random.default_rng(seed)
-    order = list(rng.permutation(len(uniq)))
+    rank = {g: int(r) for g, r in zip(uniq, rng.permutation(len(uniq)))}
+    order = sorted(uniq, key=lambda g: (-int(size[g]), rank[g]))
     fr = np.asarray(fractions, dtype=float)
     fr = fr / fr.sum()
-    n = len(uniq)
-    counts = np.zeros(len(fr), dtype=int)
+    target = fr * len(groups)
+    have = np.zeros(len(fr))
+    ngroups = np.zeros(len(fr), dtype=int)
     nonzero = np.flatnonzero(fr > 0)
-    if n >= len(nonzero):          # every requested split gets at least one group
-        counts[nonzero] = 1
-    while counts.sum() < n:        # then the largest shortfall gets the next group
-        counts[int(np.argmax(fr * n - counts))] += 1
     out: dict[str, str] = {}
-    pos = 0
-    for name, c in zip(SPLITS, counts):
-        for j in order[pos:pos + c]:
-            out[uniq[j]] = name
-        pos += c
+    for left, g in zip(range(len(order), 0, -1), order):
+        empty = [int(s) for s in nonzero if ngroups[s] == 0]
+        choices = empty if 0 < left <= len(empty) else [int(s) for s in nonzero]
+        s = max(choices, key=lambda k: (target[k] - have[k], -k))   # largest shortfall; train first
+        out[g] = SPLITS[s]
+        have[s] += size[g]
+        ngroups[s] += 1
     return out
 
 
@@ -157,7 +164,11 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def write_shard_manifests(df: pd.DataFrame, directory: str | Path, num_shards: int) -> list[Path]:
-    """One manifest per shard: a shard's stages then depend only on their own videos."""
+    """One manifest per shard: a shard's stages then depend only on their own videos.
+
+    Shard manifests left by an earlier run with more shards are removed, so the folder always
+    holds exactly ``num_shards`` files.
+    """
     df = normalise(df)
     shards = df["video_id"].map(lambda v: shard_of(v, num_shards))
     paths = []
@@ -165,4 +176,8 @@ def write_shard_manifests(df: pd.DataFrame, directory: str | Path, num_shards: i
         p = shard_path(directory, s, ".csv")
         write_csv_atomic(p, df[shards == s])
         paths.append(p)
+    keep = {p.name for p in paths}
+    for stale in Path(directory).glob("shard-*.csv"):
+        if stale.name not in keep:
+            stale.unlink()
     return paths

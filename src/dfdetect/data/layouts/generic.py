@@ -1,0 +1,124 @@
+"""Generic layout: a labels CSV, or ``real/`` and ``fake/`` folders.
+
+1. ``<root>/<csv>`` (param ``ingest.csv``, default ``labels.csv``) with columns
+   ``path,label[,split,identity,method,quality,source_id]``. ``path`` is relative to the root
+   (``video_id`` is accepted as its name); ``label`` is real/fake, REAL/FAKE or 0/1 (1 = fake);
+   ``split`` is train/val/test (``valid``/``validation`` = val) or empty; rows without a split get
+   the identity-grouped split of ingest. Rows listing a file absent on disk, a path outside the
+   root, an unknown label or split, or a path listed twice are failures.
+2. Otherwise ``<root>/real/`` and ``<root>/fake/`` searched recursively. A video in a sub-folder
+   ``real/<name>/...`` or ``fake/<name>/...`` gets ``identity`` ``<name>`` (so one person's
+   clips stay in one split); a video directly under ``real/`` or ``fake/`` is its own group.
+
+The embedded demo dataset (layout ``demo``) is written in form 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from ...failures import Failures
+from ._base import LayoutError, add_missing, list_videos, rel, rows_frame
+
+log = logging.getLogger("dfdetect")
+
+LABELS = {"real": "real", "fake": "fake", "0": "real", "1": "fake", "false": "real", "true": "fake"}
+SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test", "": ""}
+OPTIONAL = ("split", "identity", "method", "quality", "source_id")
+EXPECTED = ("a CSV (path,label[,split,identity,method,quality,source_id]) relative to the root, "
+            "or real/ and fake/ folders")
+
+
+def _video_id(raw: str, root: Path) -> str | None:
+    """Normalised relative POSIX path, or None when it leaves the root."""
+    text = raw.strip().replace("\\", "/")
+    p = Path(text)
+    if p.is_absolute():
+        try:
+            text = p.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return None
+    norm = posixpath.normpath(text)
+    if norm in (".", "") or norm.startswith("../") or norm == ".." or PurePosixPath(norm).is_absolute():
+        return None
+    return norm
+
+
+def _scan_csv(root: Path, csv_name: str, failures: Failures) -> pd.DataFrame:
+    csv_path = root / csv_name
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as err:
+        raise LayoutError(f"{csv_path}: cannot read labels CSV: {err}") from err
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    if "path" not in table.columns and "video_id" in table.columns:
+        table = table.rename(columns={"video_id": "path"})
+    if "path" not in table.columns or "label" not in table.columns:
+        raise LayoutError(f"{csv_path}: needs columns path,label; got {list(table.columns)}")
+    rows, seen = [], set()
+    for n, rec in enumerate(table.to_dict("records"), start=2):   # line 1 is the header
+        raw = rec["path"]
+        vid = _video_id(raw, root)
+        where = f"{csv_name} line {n}"
+        if vid is None:
+            failures.add(raw, f"{where}: path {raw!r} is empty or outside the dataset root {root}",
+                         path=raw)
+            continue
+        path = root / vid
+        label = LABELS.get(rec["label"].strip().lower())
+        split = SPLITS.get(rec.get("split", "").strip().lower())
+        if label is None:
+            failures.add(vid, f"{where}: label {rec['label']!r} is not real/fake/0/1", path=str(path))
+        elif split is None:
+            failures.add(vid, f"{where}: split {rec['split']!r} is not train/val/test",
+                         path=str(path))
+        elif vid in seen:
+            failures.add(vid, f"{where}: listed twice", path=str(path))
+        elif not path.is_file():
+            add_missing(failures, vid, csv_name, path)
+        else:
+            seen.add(vid)
+            row = {"video_id": vid, "label": label, "split": split}
+            for col in ("identity", "method", "quality", "source_id"):
+                row[col] = rec.get(col, "").strip()
+            if not row["method"] and label == "real":
+                row["method"] = "original"
+            rows.append(row)
+    return rows_frame(rows)
+
+
+def _scan_folders(root: Path, real: Path, fake: Path) -> pd.DataFrame:
+    rows = []
+    for label, folder in (("real", real), ("fake", fake)):
+        for path in list_videos(folder, recursive=True):
+            inner = path.relative_to(folder).parts
+            rows.append({"video_id": rel(path, root), "label": label,
+                         "method": "original" if label == "real" else "", "quality": "",
+                         "split": "", "identity": inner[0] if len(inner) > 1 else "",
+                         "source_id": ""})
+    return rows_frame(rows)
+
+
+def scan(root: Path, failures: Failures, *, seed: int = 0, csv: str = "labels.csv",
+         **_ignored) -> pd.DataFrame:
+    root = Path(root)
+    if csv and (root / csv).is_file():
+        df = _scan_csv(root, csv, failures)
+        if df.empty:
+            log.warning("%s: no usable rows (see the failures table)", root / csv)
+        return df
+    real, fake = root / "real", root / "fake"
+    if real.is_dir() and fake.is_dir():
+        if csv:
+            log.info("%s not found; labels taken from real/ and fake/", root / csv)
+        df = _scan_folders(root, real, fake)
+        if df.empty:
+            raise LayoutError(f"{root}: real/ and fake/ hold no videos")
+        return df
+    what = f"no {csv} and " if csv else ""
+    raise LayoutError(f"{root}: {what}no real/ and fake/ folders; is this a generic-layout root? "
+                      f"Expected {EXPECTED}")
