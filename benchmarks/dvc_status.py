@@ -78,7 +78,7 @@ def build(n: int, work: Path, env: dict) -> tuple[Path, list[str]]:
         "repo = Repo('.')\n"
         "stages = [s for s in repo.index.stages if s.addressing != 'ingest']\n"
         "for stage in stages:\n"
-        "    for out in stage.outs:\n"
+        "    for out in list(stage.deps) + list(stage.outs):\n"
         "        p = Path(out.fs_path)\n"
         "        if p.exists():\n"
         "            continue\n"
@@ -109,6 +109,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             proj, _ = build(n, Path(tmp), env)
+            state = run(dvc + ["status"], proj, env, check=False).stdout.strip().splitlines()
+            print(f"N={n}: dvc status says: {state[-1] if state else '(nothing)'}", flush=True)
             t_status = best_of(lambda: run(dvc + ["status"], proj, env, check=False))
             t_repro = best_of(lambda: run(dvc + ["repro", "ingest"], proj, env))
             rows.append((n, t_status, t_repro))
