@@ -23,7 +23,7 @@ pytestmark = pytest.mark.pipeline
 
 # the demo shrunk to seconds of work; every other param stays as in params.yaml
 TINY = {
-    "make_demo": {"seconds": 0.6, "size": 128},
+    "make_demo": {"seconds": 0.6, "size": 128, "identities": 6, "clips": 1, "preset": "ultrafast"},
     "sample_frames": {"num_frames": 3},
 }
 
