@@ -1,0 +1,68 @@
+"""The ``align_faces`` stage body: one frames shard in, one faces shard + failures table out.
+
+Videos are processed in parallel (:func:`dfdetect.parallel.imap`; each worker reads its own
+video's frames from the shard, so only a path and a video id are sent to it) and written in
+input order as they arrive, so memory stays flat however many videos the shard holds. A frame
+without a face and a video without any face are rows of the failures table; a video with no
+face is left out of the faces shard. Both outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..failures import Failures
+from ..parallel import imap
+from ..store import ShardReader, ShardWriter
+from .pipeline import FIELDS, AlignConfig, align_video_task
+
+log = logging.getLogger("dfdetect")
+STAGE = "align_faces"
+
+
+def run_align_faces(frames_path: str | Path, out_path: str | Path, failures_path: str | Path,
+                    params: dict, executor: str = "process", workers: int | None = None,
+                    progress: bool = True, compression=None, address: str | None = None) -> dict:
+    """Align every video of ``frames_path``; returns counts (videos, frames, faces, misses).
+
+    ``compression`` (or ``params["compression"]``) is the codec of the image fields (see
+    :func:`dfdetect.store.compression_kwargs`); gzip level 4 when neither gives one."""
+    cfg = AlignConfig.from_params(params)
+    frames_path = Path(frames_path)
+    failures = Failures(STAGE)
+    with ShardReader(frames_path) as reader:
+        videos = reader.videos()
+    tasks = [(str(frames_path), vid, cfg.to_dict()) for vid in videos]
+    counts = {"videos": len(videos), "frames": 0, "faces": 0, "misses": 0, "videos_without_face": 0,
+              "by_detector": {}}
+    if compression is None:
+        compression = params.get("compression", {"codec": "gzip", "level": 4, "shuffle": True})
+    written = dict(cfg.to_dict(), compression=compression)
+    with ShardWriter(out_path, stage=STAGE, params=written, default_compression=compression) as writer:
+        for (_, vid, _), res, err in imap(align_video_task, tasks, executor=executor, workers=workers,
+                                          desc=f"{STAGE} {frames_path.name}", progress=progress,
+                                          **({"address": address} if address else {})):
+            if err is not None:
+                failures.add_error(vid, err, path=str(frames_path))
+                continue
+            counts["frames"] += res["frames"]
+            for fi, reason in res["misses"]:
+                failures.add(vid, reason, path=str(frames_path), frame_index=fi, warn=False)
+            counts["misses"] += len(res["misses"])
+            n = len(res["frame_index"])
+            if n == 0:
+                counts["videos_without_face"] += 1
+                failures.add(vid, f"no face in any of its {res['frames']} frames "
+                                  f"({cfg.miss_reason()})", path=str(frames_path))
+                continue
+            counts["faces"] += n
+            for d in res["detector"]:
+                counts["by_detector"][str(d)] = counts["by_detector"].get(str(d), 0) + 1
+            writer.add_video(vid, res["frame_index"], attrs=res.get("attrs"),
+                             **{k: res[k] for k in FIELDS})
+    failures.write(failures_path)
+    log.info("%s: %d videos, %d frames, %d faces %s, %d frames without a face, %d videos without one",
+             STAGE, counts["videos"], counts["frames"], counts["faces"], counts["by_detector"],
+             counts["misses"], counts["videos_without_face"])
+    return counts
