@@ -1,0 +1,103 @@
+"""Ingest an audio dataset into the audio manifest (same schema as the video manifest).
+
+``ingest_audio(layout, root, ...)`` scans ``root`` with an audio layout
+(:mod:`dfdetect.audio.layouts`), fills missing splits with the speaker-grouped split (a voice
+conversion spoof ties its claimed and source speakers together), and probes every file's
+duration with ffprobe in parallel. ``has_audio`` is True for every row; ``fps``/``frames``/
+``width``/``height`` are left unset. The ``text`` column (reference transcript where the dataset
+has one) is kept as an extra column. Unreadable files are failures, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..data.layouts import LayoutError
+from ..data.layouts._base import grouped_fill
+from ..data.manifest import normalise
+from ..failures import Failures, ItemError
+from ..parallel import imap
+from .layouts import get_layout
+
+log = logging.getLogger("dfdetect")
+
+
+def probe_duration(path: str) -> float:
+    """Duration in seconds from ffprobe; :class:`ItemError` for a missing or unreadable file."""
+    if not Path(path).is_file():
+        raise ItemError("missing: file not found", path=path)
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+           "stream=duration:format=duration", "-of", "default=nw=1:nk=1", path]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+                          timeout=120)
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ItemError(f"corrupt audio: ffprobe cannot read it ({err[-1] if err else proc.returncode})",
+                        path=path)
+    values = []
+    for line in proc.stdout.decode().split():
+        try:
+            values.append(float(line))
+        except ValueError:
+            continue
+    if not values:
+        raise ItemError("no audio track (ffprobe finds no audio stream or duration)", path=path)
+    return values[0]
+
+
+def _probe(item: tuple[str, str]) -> float:
+    return probe_duration(item[1])
+
+
+def ingest_audio(layout: str, root: str | Path, *, probe: bool = True, seed: int = 0,
+                 split_fractions: Sequence[float] = (0.6, 0.2, 0.2), executor: str = "process",
+                 workers: int | None = None, progress: bool = True,
+                 **options) -> tuple[pd.DataFrame, Failures]:
+    """``(audio manifest, failures)`` of the dataset at ``root`` in ``layout``."""
+    scan = get_layout(layout)
+    root_text = str(root)
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(f"{root}: dataset root not found or not a folder (layout {layout!r})")
+    failures = Failures("ingest_audio")
+    df = scan(root, failures, seed=seed, **options).copy()
+    if df.empty:
+        log.warning("%s: layout %s found no usable audio", root, layout)
+    df["dataset"] = layout
+    df["path"] = [posixpath.join(Path(root_text).as_posix(), v) for v in df["video_id"]]
+    df["has_audio"] = True
+    df = normalise(df)
+    if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
+        raise ValueError(f"split_fractions must be 3 non-negative numbers, got {list(split_fractions)}")
+    df = grouped_fill(df, tuple(float(f) for f in split_fractions), seed)
+    if probe and len(df):
+        keep, durations = [], []
+        for (vid, path), result, error in imap(_probe, list(zip(df["video_id"], df["path"])),
+                                               executor=executor, workers=workers,
+                                               desc="probe audio", progress=progress):
+            if error is not None:
+                failures.add_error(vid, error, path=path)
+                keep.append(False)
+            else:
+                keep.append(True)
+                durations.append(result)
+        df = df.loc[keep].copy()
+        df["duration"] = durations
+        df = normalise(df)
+    return df, failures
+
+
+def summary(df: pd.DataFrame, failures: Failures | None = None) -> str:
+    lines = [f"{len(df)} audio items" + (f", {len(failures)} failures" if failures is not None else "")]
+    if len(df):
+        lines.append(pd.crosstab(df["split"], df["label"]).to_string())
+        lines.append(df.groupby(["label", "method"]).size().rename("items").reset_index()
+                     .to_string(index=False))
+        lines.append(f"speakers: {df['identity'].nunique()}")
+    return "\n".join(lines)

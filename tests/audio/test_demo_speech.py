@@ -1,0 +1,77 @@
+"""The embedded audio demo: named real speakers, spoofs claiming them, determinism."""
+
+from __future__ import annotations
+
+import filecmp
+import wave
+
+import pandas as pd
+import pytest
+
+from dfdetect.audio.ingest import ingest_audio
+from dfdetect.data.demo import speech
+
+SMALL = {"allison": 4, "tts": 4, "vc": 4}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo_audio"
+    table = speech.build_demo_audio(out, seed=7, params=SMALL)
+    return out, table
+
+
+def test_speakers_labels_and_claims(demo):
+    out, table = demo
+    real = table[table["label"] == "real"]
+    assert set(real["identity"]) == {"allison", "austen_reader", "cards_speaker"}
+    assert len(real) == 4 + 5 + 5 and (real["text"] != "").all()
+    fake = table[table["label"] == "fake"]
+    assert fake.groupby("method").size().to_dict() == {"tts_espeak": 4, "vc_pitch_warp": 4}
+    assert set(fake["identity"]) <= set(real["identity"])          # every spoof claims a real speaker
+    vc = fake[fake["method"] == "vc_pitch_warp"]
+    assert (vc["source_id"] != vc["identity"]).all() and vc["source_id"].isin(real["identity"]).all()
+    assert (fake.loc[fake["method"] == "tts_espeak", "source_id"] == "").all()
+    tts_text = set(fake.loc[fake["method"] == "tts_espeak", "text"])
+    assert not tts_text & set(real["text"])                       # quotations nobody here said
+    assert (out / "labels.csv").is_file() and (out / "SPEAKERS.txt").is_file()
+
+
+def test_audio_format_and_lengths(demo):
+    out, table = demo
+    for rel in table["path"]:
+        with wave.open(str(out / rel), "rb") as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            seconds = w.getnframes() / 16000
+        assert 0.8 <= seconds <= 8.0, rel
+
+
+def test_splits_hold_every_real_speaker_and_vc_follows_source(demo):
+    out, table = demo
+    real = table[table["label"] == "real"]
+    for split in ("train", "val", "test"):
+        assert set(real.loc[real["split"] == split, "identity"]) == set(real["identity"])
+    by_text = real.set_index(["identity", "text"])["split"]
+    for _, row in table[table["method"] == "vc_pitch_warp"].iterrows():
+        assert by_text[(row["source_id"], row["text"])] == row["split"]
+
+
+def test_deterministic(demo, tmp_path):
+    out, table = demo
+    again = speech.build_demo_audio(tmp_path / "again", seed=7, params=SMALL)
+    pd.testing.assert_frame_equal(table, again)
+    for rel in list(table["path"]) + ["labels.csv"]:
+        assert filecmp.cmp(out / rel, tmp_path / "again" / rel, shallow=False), rel
+    other = speech.build_demo_audio(tmp_path / "other", seed=8, params=SMALL)
+    assert not table.equals(other)
+
+
+def test_ingest_demo_layout(demo):
+    out, table = demo
+    df, failures = ingest_audio("demo_audio", out, executor="serial", progress=False)
+    assert len(failures) == 0 and len(df) == len(table)
+    assert set(df["dataset"]) == {"demo_audio"} and df["has_audio"].all()
+    assert (df["duration"] > 0.5).all()
+    merged = df.set_index("video_id").join(table.set_index("path"), rsuffix="_csv")
+    assert (merged["split"] == merged["split_csv"]).all()
+    assert (merged["text"] == merged["text_csv"]).all()
