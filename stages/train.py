@@ -1,0 +1,126 @@
+"""Train one registered detector on the manifest's train split (val for model selection).
+
+    python stages/train.py --detector efficientnet_b0 [--epochs 5 --image_size 224 ...]
+
+Reads the params section ``models.<detector>`` (every key is also a flag) and ``seed``; opens the
+cached inputs the detector declares (``faces``, ``hsi``, ...) at their DAG paths (or
+``--source name=path``); logs per-epoch training curves with DVCLive to
+``metrics/train/<detector>``; writes the fitted detector to ``models/<detector>/`` atomically
+(written to a temporary directory, then renamed into place).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+from dfdetect.config import StageCLI  # noqa: E402
+
+
+def _detector_name(argv: list[str] | None) -> str:
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--detector")
+    known, _ = probe.parse_known_args(argv)
+    return known.detector or ""
+
+
+def _sources(specs: list[str], inputs: tuple[str, ...]) -> dict[str, Path]:
+    sources = {name: common.SOURCES[name] for name in inputs if name in common.SOURCES}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--source expects name=path, got {spec!r}")
+        sources[name] = Path(path)
+    missing = [n for n in inputs if n not in sources]
+    if missing:
+        raise SystemExit(f"no path for detector inputs {missing}; give --source name=path")
+    return sources
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Move a finished temporary directory onto ``out`` (replacing an older one)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    common.setup()
+    name = _detector_name(argv)
+    section = [f"models.{name}"] if name else []
+    cli = StageCLI("train", __doc__, sections=section)
+    cli.add("--detector", required=True, help="registered detector name (params: models.<name>)")
+    cli.add("--manifest", default=None, help="manifest CSV (default: the detector's DAG manifest)")
+    cli.add("--source", action="append", default=[], metavar="NAME=PATH",
+            help="override the path of a detector input (repeatable)")
+    cli.add("--out", default=None, help="model directory (default: models/<detector>)")
+    cli.add("--live-dir", default=None, help="DVCLive directory (default: metrics/train/<detector>)")
+    cli.add("--no-live", action="store_true", help="do not log with DVCLive")
+    cfg, args = cli.parse(argv)
+
+    from dfdetect.data.manifest import read_manifest  # noqa: PLC0415
+    from dfdetect.detectors.base import DetectorData, create, get  # noqa: PLC0415
+
+    cls = get(args.detector)
+    seed = int(cfg.pop("seed", 0))
+    cfg.pop("sharding", None)
+    manifest_path = Path(args.manifest) if args.manifest else common.MANIFESTS[cls.manifest]
+    device = str(cfg.get("device", "cpu"))
+    if device == "auto":
+        from dfdetect.nn.train import resolve_device  # noqa: PLC0415
+
+        device = resolve_device(device)
+    data = DetectorData(read_manifest(manifest_path), sources=_sources(args.source, cls.inputs),
+                        seed=seed, device=device)
+    detector = create(args.detector, cfg)
+
+    out = Path(args.out) if args.out else common.MODELS / args.detector
+    live = None
+    if not args.no_live:
+        from dvclive import Live  # noqa: PLC0415
+
+        live_dir = Path(args.live_dir) if args.live_dir else common.METRICS / "train" / args.detector
+        live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+    t0 = time.perf_counter()
+    try:
+        summary = detector.fit(data, logger=live)
+    finally:
+        if live is not None:
+            live.end()
+    elapsed = time.perf_counter() - t0
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        detector.save(tmp)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    epochs = summary.get("epoch_seconds", []) if isinstance(summary, dict) else []
+    for i, s in enumerate(epochs):
+        print(f"{args.detector}: epoch {i + 1}: {s:.1f} s", file=sys.stderr)
+    print(json.dumps({"detector": args.detector, "out": str(out), "seconds": round(elapsed, 2),
+                      "epoch_seconds": [round(s, 2) for s in epochs],
+                      "init": detector.init_info().get("init", ""),
+                      "parameters": detector.num_parameters().get("total")}), file=sys.stderr)
+    return summary if isinstance(summary, dict) else {}
+
+
+if __name__ == "__main__":
+    main()
