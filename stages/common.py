@@ -39,6 +39,8 @@ SOURCES = {
     "mst": MODELS / "mst",
     "saab_model": MODELS / "saab",
     "audio_manifest": AUDIO_MANIFEST,
+    "dada_text": MODELS / "dada_text",
+    "dada_audio": MODELS / "dada_audio",
 }
 
 # which manifest a detector is trained and evaluated on (Detector.manifest)
