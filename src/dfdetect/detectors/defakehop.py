@@ -1,0 +1,533 @@
+"""DefakeHop (Chen et al., ICASSP 2021): c/w Saab features -> spatial PCA -> channel-wise soft
+XGBoosts -> multi-region, multi-frame XGBoost.
+
+Inputs: the ``saab`` store (``stages/saab_features.py``): per frame and region
+(``left_eye``, ``right_eye``, ``mouth``) the PixelHop++ responses of hops 1-3, fields
+``<region>_hop<h>`` shaped ``(H_h, W_h, K_h)`` (15x15, 7x7, 3x3 for 32x32 patches).
+
+Training (train split only):
+
+1. **Spatial PCA** per hop and region: the ``H_h*W_h`` responses of every channel of every train
+   frame are the samples (one PCA shared by the channels of a hop, as in the paper's parameter
+   count 225x45, 49x25, 9x5); keep the fewest components reaching ``pca_energy`` (0.9) of the
+   variance.
+2. **Channel-wise soft classifiers**: one XGBoost (``max_depth`` 1, 100 trees) per channel per
+   hop per region on that channel's PCA coefficients. Their train-split probabilities that feed
+   the next classifier are **out-of-fold** (``n_folds``-fold cross-fitting grouped by video and
+   stratified by label), never in-sample; the classifier kept for scoring is refit on all train
+   frames.
+3. **Ensemble**: the channel probabilities of all regions are concatenated per frame, then the
+   frame's vector is concatenated with those of its ``neighbours`` (3) sampled frames before and
+   after it (clamped at the ends of the video) and a final XGBoost (``max_depth`` 6, 100 trees)
+   gives P(fake) per frame; the video score is the mean of its frames (evaluate stage).
+   ``scale_pos_weight`` = #real / #fake in every XGBoost.
+4. Optional **region heads** (``region_heads: true``): the same final classifier on one region's
+   channel probabilities only, for the per-region AUCs of the paper's Table 1
+   (``extra_metrics``); they are diagnostics and never enter the ensemble score.
+
+Saved as XGBoost's JSON model format plus npz (PCA) and JSON (config), never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .base import Detector, DetectorData, register
+
+log = logging.getLogger(__name__)
+
+REGIONS = ("left_eye", "right_eye", "mouth")
+
+
+def field_name(region: str, hop: int) -> str:
+    return f"{region}_hop{hop}"
+
+
+# ----------------------------------------------------------------------------- spatial PCA
+class SpatialPCA:
+    """PCA of the spatial responses of a hop's channels (rows: frame x channel, cols: H*W),
+    one PCA shared by the channels of a hop as in the paper's count (225x45, 49x25, 9x5).
+
+    ``norm`` says what is done to each channel before its rows join the shared PCA:
+
+    - ``"none"`` (default; the paper's and the authors' formulation): nothing. Because this
+      implementation keeps the DC channels and the Saab bias (per Saab unit), channels differ
+      in offset, and that offset (a "uniform map" direction) takes most of the energy of hops
+      2 and 3: 49 -> 1 and 9 -> 1 components at 90 % on the demo, against the paper's 25/30
+      and 5. It also carries the per-frame response level that separates blurred (resampled)
+      faces, and gave the best AUC on the demo and the synthetic test.
+    - ``"mean"``: subtract each channel's scalar mean (1 parameter per channel).
+    - ``"standard"``: also divide by each channel's standard deviation (2 per channel); gives
+      the paper's dimensions (225 -> ~40, 49 -> ~17, 9 -> ~4-5) but a lower AUC on the demo.
+    """
+
+    NORMS = ("none", "mean", "standard")
+
+    def __init__(self, energy: float = 0.9, norm: str = "none"):
+        self.energy = float(energy)
+        if norm not in self.NORMS:
+            raise ValueError(f"spatial PCA channel norm must be one of {self.NORMS}, got {norm!r}")
+        self.norm = norm
+
+    def fit(self, x: np.ndarray, chunk: int = 4096) -> "SpatialPCA":
+        """``x``: (N, H, W, K) responses; the covariance is accumulated in float64 chunks."""
+        from ..saab.saab import CovarianceAccumulator  # noqa: PLC0415
+
+        k = x.shape[3]
+        if self.norm != "none":
+            mean = np.zeros(k)
+            sq = np.zeros(k)
+            count = 0
+            for i in range(0, len(x), chunk):
+                c = np.asarray(x[i:i + chunk], dtype=np.float64).reshape(-1, k)
+                mean += c.sum(axis=0)
+                sq += (c * c).sum(axis=0)
+                count += len(c)
+            mean /= count
+            var = np.clip(sq / count - mean * mean, 0.0, None)
+            scale = np.sqrt(var)
+            scale[scale <= 1e-12 * max(1.0, float(scale.max(initial=0.0)))] = 1.0
+            if self.norm == "mean":
+                scale = np.ones(k)
+            self.channel_mean_, self.channel_scale_ = mean, scale
+        else:
+            self.channel_mean_, self.channel_scale_ = np.zeros(k), np.ones(k)
+        acc = CovarianceAccumulator(x.shape[1] * x.shape[2])
+        for i in range(0, len(x), chunk):
+            acc.add(self._rows(x[i:i + chunk]))
+        mean, cov, _ = acc.finish()
+        evals, evecs = np.linalg.eigh(cov)
+        order = np.argsort(-evals, kind="stable")
+        evals = np.clip(evals[order], 0.0, None)
+        evecs = evecs[:, order]
+        idx = np.argmax(np.abs(evecs), axis=0)
+        evecs = evecs * np.where(evecs[idx, np.arange(evecs.shape[1])] < 0, -1.0, 1.0)
+        total = evals.sum()
+        ratio = np.cumsum(evals) / total if total > 0 else np.ones_like(evals)
+        n = int(min(len(ratio), np.searchsorted(ratio, self.energy - 1e-12) + 1))
+        self.mean_ = mean
+        self.components_ = evecs[:, :n].T.copy()          # (n, H*W)
+        self.explained_ratio_ = (evals[:n] / total) if total > 0 else np.zeros(n)
+        return self
+
+    def _rows(self, x: np.ndarray) -> np.ndarray:
+        n, h, w, k = x.shape
+        z = (np.asarray(x, dtype=np.float64) - self.channel_mean_) / self.channel_scale_
+        return np.moveaxis(z, 3, 1).reshape(n * k, h * w)
+
+    def transform(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """(N, H, W, K) -> (N, K, n_components) float32."""
+        n, h, w, k = x.shape
+        out = np.empty((n, k, self.n_components), dtype=np.float32)
+        for i in range(0, n, chunk):
+            z = (self._rows(x[i:i + chunk]) - self.mean_) @ self.components_.T
+            out[i:i + chunk] = z.reshape(-1, k, self.n_components)
+        return out
+
+    def num_parameters(self) -> int:
+        """Components (as the paper counts) + the channel normalisation (1 or 2 per channel)."""
+        per_channel = {"none": 0, "mean": 1, "standard": 2}[self.norm]
+        return int(self.components_.size + per_channel * len(self.channel_mean_))
+
+    @property
+    def n_components(self) -> int:
+        return self.components_.shape[0]
+
+
+# ----------------------------------------------------------------------------- XGBoost helpers
+def _xgb():
+    import xgboost  # noqa: PLC0415
+
+    return xgboost
+
+
+def _booster_params(spec: dict, scale_pos_weight: float, seed: int, nthread: int) -> tuple[dict, int]:
+    spec = dict(spec)
+    rounds = int(spec.pop("n_estimators", 100))
+    lr = spec.pop("learning_rate", None)
+    params = {"objective": "binary:logistic", "tree_method": "hist", "eval_metric": "auc",
+              "max_depth": 1, "seed": int(seed), "nthread": int(nthread),
+              "scale_pos_weight": float(scale_pos_weight)}
+    if lr is not None:
+        params["eta"] = float(lr)
+    params.update(spec)
+    return params, rounds
+
+
+def _train(x: np.ndarray, y: np.ndarray, spec: dict, seed: int, nthread: int):
+    xgb = _xgb()
+    pos = float(y.sum())
+    neg = float(len(y) - pos)
+    params, rounds = _booster_params(spec, neg / pos if pos else 1.0, seed, nthread)
+    return xgb.train(params, xgb.DMatrix(x, label=y, nthread=nthread), num_boost_round=rounds)
+
+
+def _predict(booster, x: np.ndarray, nthread: int = 1) -> np.ndarray:
+    xgb = _xgb()
+    return booster.predict(xgb.DMatrix(x, nthread=nthread)).astype(np.float64)
+
+
+def booster_parameters(booster) -> int:
+    """2 per split node (feature, threshold) + 1 per leaf, over all trees (the paper's count)."""
+    df = booster.trees_to_dataframe()
+    leaves = int((df["Feature"] == "Leaf").sum())
+    return 2 * (len(df) - leaves) + leaves
+
+
+def _booster_to_json(booster) -> Any:
+    return json.loads(bytes(booster.save_raw(raw_format="json")).decode())
+
+
+def _booster_from_json(obj: Any):
+    xgb = _xgb()
+    b = xgb.Booster()
+    b.load_model(bytearray(json.dumps(obj).encode()))
+    return b
+
+
+def _write_compact_json(path: Path, obj: Any) -> None:
+    """XGBoost's JSON model format, without indentation (it is 5x larger indented)."""
+    from ..store import write_text_atomic  # noqa: PLC0415
+
+    write_text_atomic(path, json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n")
+
+
+def make_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold id per row: stratified by label, grouped by ``groups`` (videos), deterministic."""
+    from sklearn.model_selection import StratifiedGroupKFold  # noqa: PLC0415
+
+    _, g = np.unique(groups, return_inverse=True)
+    per_class = [len(np.unique(g[y == c])) for c in (0, 1)]
+    k = int(min(n_folds, max(2, min(per_class)))) if min(per_class) >= 2 else 2
+    if len(np.unique(g)) < 2:
+        raise ValueError("cross-fitting needs at least 2 training videos")
+    folds = np.zeros(len(y), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=int(seed) % (2**32))
+    for f, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y, g)):
+        folds[test] = f
+    return folds
+
+
+def neighbour_rows(items: pd.DataFrame, neighbours: int) -> np.ndarray:
+    """(N, 2*neighbours+1) row indices of each frame's sampled neighbours in its video
+    (offsets -n..n, clamped at the ends). ``items`` sorted by video_id, frame_index."""
+    vid = items["video_id"].to_numpy()
+    n = len(vid)
+    if n == 0:
+        return np.zeros((0, 2 * neighbours + 1), dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(vid[1:] != vid[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, n])
+    start = np.repeat(starts, lengths)
+    length = np.repeat(lengths, lengths)
+    pos = np.arange(n) - start
+    offs = np.arange(-neighbours, neighbours + 1)
+    return start[:, None] + np.clip(pos[:, None] + offs[None, :], 0, length[:, None] - 1)
+
+
+def multi_frame(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Concatenate each frame's features with its neighbours' (order: -n..n)."""
+    return features[rows].reshape(len(rows), -1)
+
+
+# ----------------------------------------------------------------------------- detector
+@register("defakehop")
+class DefakeHop(Detector):
+    inputs = ("saab",)
+    paper = "Chen et al., DefakeHop: a light-weight high-performance deepfake detector (ICASSP 2021)"
+
+    DEFAULTS = {
+        "regions": list(REGIONS),
+        "hops": [1, 2, 3],
+        "pca_energy": 0.9,
+        "pca_channel_norm": "none",
+        "n_folds": 4,
+        "neighbours": 3,
+        "channel_xgb": {"max_depth": 1, "n_estimators": 100, "learning_rate": 0.3},
+        "final_xgb": {"max_depth": 6, "n_estimators": 100, "learning_rate": 0.2,
+                      "min_child_weight": 1, "gamma": 0.0, "subsample": 1.0,
+                      "colsample_bytree": 1.0},
+        "region_heads": True,
+        "nthread": 1,
+        "seed": None,
+    }
+
+    def __init__(self, **params: Any):
+        merged = json.loads(json.dumps(self.DEFAULTS))
+        for k, v in params.items():
+            if isinstance(v, dict) and isinstance(merged.get(k), dict):
+                merged[k].update(v)
+            else:
+                merged[k] = v
+        unknown = set(merged) - set(self.DEFAULTS)
+        if unknown:
+            raise ValueError(f"defakehop: unknown params {sorted(unknown)}")
+        super().__init__(**merged)
+        self.pcas: dict[tuple[str, int], SpatialPCA] = {}
+        self.channel_models: dict[str, list] = {}     # "<region>_hop<h>" -> boosters per channel
+        self.final = None
+        self.region_models: dict[str, Any] = {}
+        self._region_scores: dict[str, pd.DataFrame] = {}
+        self.saab_parameters: dict[str, int] = {}
+        self.fit_summary: dict = {}
+
+    # ----------------------------------------------------------------- feature reading
+    @staticmethod
+    def _read_field(store, items: pd.DataFrame, name: str) -> np.ndarray:
+        parts = []
+        for vid, grp in items.groupby("video_id", sort=False):
+            arr = store.read(vid, name)
+            parts.append(arr[grp["row"].to_numpy()])
+        if not parts:
+            raise ValueError(f"no items to read for field {name!r}")
+        return np.concatenate(parts, axis=0)
+
+    def _blocks(self) -> list[tuple[str, int]]:
+        return [(r, int(h)) for r in self.params["regions"] for h in self.params["hops"]]
+
+    def _seed(self, data: DetectorData) -> int:
+        s = self.params.get("seed")
+        return int(data.seed if s is None else s)
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
+        from ..store import Store  # noqa: PLC0415
+
+        t0 = time.perf_counter()
+        p = self.params
+        seed = self._seed(data)
+        nthread = int(p["nthread"])
+        items = data.items("saab", "train")
+        if items.empty:
+            raise ValueError("defakehop: no train items in the saab store")
+        y = items["y"].to_numpy().astype(np.int64)
+        if len(np.unique(y)) < 2:
+            raise ValueError("defakehop: the train split needs both real and fake frames")
+        folds = make_folds(y, items["video_id"].to_numpy(), int(p["n_folds"]), seed)
+        n_folds = int(folds.max()) + 1
+        store = Store(data.source("saab"))
+        self.saab_parameters = saab_parameters(store)
+        oof_cols, columns = [], []
+        self.pcas, self.channel_models = {}, {}
+        chan_auc = {}
+        for region, hop in self._blocks():
+            x = self._read_field(store, items, field_name(region, hop))
+            pca = SpatialPCA(p["pca_energy"], p["pca_channel_norm"]).fit(x)
+            self.pcas[(region, hop)] = pca
+            z = pca.transform(x)                                  # (N, K, n)
+            del x
+            models = []
+            for ch in range(z.shape[1]):
+                zc = z[:, ch, :]
+                oof = np.empty(len(y))
+                for f in range(n_folds):
+                    tr, te = folds != f, folds == f
+                    if len(np.unique(y[tr])) < 2:
+                        oof[te] = float(y[tr].mean())
+                        continue
+                    b = _train(zc[tr], y[tr], p["channel_xgb"], seed + f, nthread)
+                    oof[te] = _predict(b, zc[te], nthread)
+                models.append(_train(zc, y, p["channel_xgb"], seed, nthread))
+                oof_cols.append(oof)
+                columns.append(f"{region}_hop{hop}_ch{ch}")
+                chan_auc[columns[-1]] = _auc(y, oof)
+            self.channel_models[field_name(region, hop)] = models
+            log.info("defakehop: %s hop %d: %d channels, spatial PCA %d -> %d", region, hop,
+                     z.shape[1], pca.components_.shape[1], pca.n_components)
+        self.columns_ = columns
+        probs = np.stack(oof_cols, axis=1)                        # (N, M) out-of-fold
+        rows = neighbour_rows(items, int(p["neighbours"]))
+        self.final = _train(multi_frame(probs, rows), y, p["final_xgb"], seed, nthread)
+        self.region_models = {}
+        if p["region_heads"]:
+            for region in p["regions"]:
+                cols = self._region_cols(region)
+                self.region_models[region] = _train(multi_frame(probs[:, cols], rows), y,
+                                                    p["final_xgb"], seed, nthread)
+        self.fit_summary = {
+            "train_frames": int(len(y)), "train_videos": int(items["video_id"].nunique()),
+            "fake_fraction": float(y.mean()), "folds": n_folds, "channels": len(columns),
+            "final_features": int(probs.shape[1] * rows.shape[1]),
+            "pca_components": {f"{r}_hop{h}": self.pcas[(r, h)].n_components for r, h in self._blocks()},
+            "oof_channel_auc_max": max(chan_auc.values()) if chan_auc else None,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        if logger is not None:
+            for k in ("train_frames", "channels", "final_features"):
+                logger.log_metric(f"fit/{k}", self.fit_summary[k])
+        return self.fit_summary
+
+    def _region_cols(self, region: str) -> np.ndarray:
+        return np.array([i for i, c in enumerate(self.columns_) if c.startswith(region + "_hop")])
+
+    # ----------------------------------------------------------------- scoring
+    def channel_probabilities(self, data: DetectorData, split: str) -> tuple[pd.DataFrame, np.ndarray]:
+        from ..store import Store  # noqa: PLC0415
+
+        items = data.items("saab", split)
+        if items.empty:
+            return items, np.zeros((0, len(self.columns_)))
+        store = Store(data.source("saab"))
+        nthread = int(self.params["nthread"])
+        cols = []
+        for region, hop in self._blocks():
+            x = self._read_field(store, items, field_name(region, hop))
+            z = self.pcas[(region, hop)].transform(x)
+            for ch, b in enumerate(self.channel_models[field_name(region, hop)]):
+                cols.append(_predict(b, z[:, ch, :], nthread))
+        return items, np.stack(cols, axis=1)
+
+    def score(self, data: DetectorData, split: str) -> pd.DataFrame:
+        items, probs = self.channel_probabilities(data, split)
+        out = items[["video_id", "frame_index"]].copy()
+        if items.empty:
+            out["score"] = np.zeros(0)
+            return out
+        rows = neighbour_rows(items, int(self.params["neighbours"]))
+        nthread = int(self.params["nthread"])
+        out["score"] = _predict(self.final, multi_frame(probs, rows), nthread)
+        region_scores = out[["video_id", "frame_index"]].copy()
+        for region, b in self.region_models.items():
+            region_scores[region] = _predict(b, multi_frame(probs[:, self._region_cols(region)], rows), nthread)
+        self._region_scores[split] = region_scores
+        return out.reset_index(drop=True)
+
+    def extra_metrics(self, data: DetectorData, scores: pd.DataFrame) -> dict:
+        """Frame and video AUC per region (region heads) and for the ensemble (Table 1)."""
+        from ..metrics import evaluate  # noqa: PLC0415
+
+        manifest = data.manifest
+        splits = manifest.loc[manifest["video_id"].isin(scores["video_id"]), "split"].unique()
+        split = str(splits[0]) if len(splits) == 1 else None
+        region = self._region_scores.get(split) if split else None
+        if region is None and split is not None:
+            self.score(data, split)
+            region = self._region_scores.get(split)
+        out: dict = {}
+        tables = {"ensemble": scores}
+        if region is not None:
+            key = scores[["video_id", "frame_index"]]
+            region = key.merge(region, on=["video_id", "frame_index"], how="left")
+            for r in self.region_models:
+                tables[r] = region[["video_id", "frame_index"]].assign(score=region[r].to_numpy())
+        for name, df in tables.items():
+            res = evaluate(df, manifest)
+            out[name] = {"frame_auc": res["frame"].get("auc"), "video_auc": res["video"].get("auc")}
+        return {"auc_by_region": out}
+
+    # ----------------------------------------------------------------- size
+    def num_parameters(self) -> dict:
+        """Actual counts of the fitted model by part, in the rows of the paper's Table 4, summed
+        over the regions (the paper's table counts one region): Saab kernel weights per hop
+        (kept channels x 27 or 9), spatial PCA components per hop (inputs x kept components),
+        the channel-wise XGBoosts and the final XGBoost (2 per split node + 1 per leaf).
+        ``region_<r>`` gives each region's Saab + PCA + channel-XGBoost share; the region heads
+        (diagnostics for Table 1, never used for the score) are listed apart, outside the total."""
+        out: dict[str, int] = {}
+        hops = [int(h) for h in self.params["hops"]]
+        region_sum = {r: 0 for r in self.params["regions"]}
+        for h in hops:
+            n = 0
+            for r in self.params["regions"]:
+                v = int(self.saab_parameters.get(f"{r}_hop{h}", 0))
+                n += v
+                region_sum[r] += v
+            out[f"saab_hop{h}"] = n
+        for h in hops:
+            n = 0
+            for r in self.params["regions"]:
+                pca = self.pcas.get((r, h))
+                v = pca.num_parameters() if pca is not None else 0
+                n += v
+                region_sum[r] += v
+            out[f"pca_hop{h}"] = n
+        n = 0
+        for r in self.params["regions"]:
+            for h in hops:
+                v = int(sum(booster_parameters(b) for b in self.channel_models.get(field_name(r, h), [])))
+                n += v
+                region_sum[r] += v
+        out["channel_xgb"] = n
+        out["final_xgb"] = booster_parameters(self.final) if self.final is not None else 0
+        out["total"] = int(sum(out.values()))
+        for r, v in region_sum.items():
+            out[f"region_{r}"] = int(v)
+        out["channel_xgb_count"] = int(sum(len(m) for m in self.channel_models.values()))
+        out["region_heads_not_in_total"] = int(sum(booster_parameters(b) for b in self.region_models.values()))
+        return out
+
+    def init_info(self) -> dict:
+        return {"init": "none (trained from scratch: Saab/PCA closed form, XGBoost)"}
+
+    # ----------------------------------------------------------------- save / load
+    def save(self, directory: Path) -> None:
+        from ..saab.pixelhop import write_npz  # noqa: PLC0415
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for (region, hop), pca in self.pcas.items():
+            arrays[f"{region}_hop{hop}/mean"] = pca.mean_
+            arrays[f"{region}_hop{hop}/components"] = pca.components_
+            arrays[f"{region}_hop{hop}/explained_ratio"] = pca.explained_ratio_
+            arrays[f"{region}_hop{hop}/channel_mean"] = pca.channel_mean_
+            arrays[f"{region}_hop{hop}/channel_scale"] = pca.channel_scale_
+        write_npz(directory / "pca.npz", arrays)
+        boosters = {name: [_booster_to_json(b) for b in models]
+                    for name, models in self.channel_models.items()}
+        _write_compact_json(directory / "channel_xgb.json", boosters)
+        _write_compact_json(directory / "final_xgb.json", _booster_to_json(self.final))
+        _write_compact_json(directory / "region_xgb.json",
+                            {r: _booster_to_json(b) for r, b in self.region_models.items()})
+        fit = {k: v for k, v in self.fit_summary.items() if k != "seconds"}  # byte-identical reruns
+        self.write_config(directory, extra={"columns": self.columns_, "fit": fit,
+                                            "saab_parameters": getattr(self, "saab_parameters", {}),
+                                            "num_parameters": self.num_parameters()})
+
+    @classmethod
+    def load(cls, directory: Path) -> "DefakeHop":
+        directory = Path(directory)
+        cfg = cls.read_config(directory)
+        det = cls(**cfg["params"])
+        det.columns_ = list(cfg["columns"])
+        det.fit_summary = cfg.get("fit", {})
+        det.saab_parameters = cfg.get("saab_parameters", {})
+        with np.load(directory / "pca.npz", allow_pickle=False) as z:
+            for region, hop in det._blocks():
+                pca = SpatialPCA(det.params["pca_energy"], det.params["pca_channel_norm"])
+                pca.mean_ = z[f"{region}_hop{hop}/mean"]
+                pca.channel_mean_ = z[f"{region}_hop{hop}/channel_mean"]
+                pca.channel_scale_ = z[f"{region}_hop{hop}/channel_scale"]
+                pca.components_ = z[f"{region}_hop{hop}/components"]
+                pca.explained_ratio_ = z[f"{region}_hop{hop}/explained_ratio"]
+                det.pcas[(region, hop)] = pca
+        boosters = json.loads((directory / "channel_xgb.json").read_text())
+        det.channel_models = {k: [_booster_from_json(o) for o in v] for k, v in boosters.items()}
+        det.final = _booster_from_json(json.loads((directory / "final_xgb.json").read_text()))
+        det.region_models = {r: _booster_from_json(o) for r, o in
+                             json.loads((directory / "region_xgb.json").read_text()).items()}
+        return det
+
+
+def saab_parameters(store) -> dict[str, int]:
+    """Saab kernel weights per region and hop, as recorded by the saab_features stage in the
+    store's attributes (``saab_parameters``); empty when absent."""
+    value = store.attrs().get("saab_parameters")
+    if not value:
+        return {}
+    counts = json.loads(value) if isinstance(value, str) else dict(value)
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    if len(np.unique(y)) < 2:
+        return None
+    return float(roc_auc_score(y, s))

@@ -1,0 +1,220 @@
+"""DefakeHop end to end on a tiny but meaningful problem, and the saab_features stage.
+
+Real "videos": 32x32 crops of real photographs (skimage) for the three regions, the crop drifting
+a little from frame to frame. Fake videos: the same kind of crops passed through a face-swap-like
+resampling (2x area downscale, bilinear upscale), which removes high frequencies, the artefact
+DefakeHop's Saab channels are meant to pick up.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfdetect.detectors.base import DetectorData, create, get
+from dfdetect.saab import features as F
+from dfdetect.store import ShardWriter, Store, shard_of, shard_path
+
+REPO = Path(__file__).resolve().parents[2]
+N_FRAMES = 6
+
+
+def _images():
+    from skimage import data
+
+    return [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+
+
+def _resample(patch: np.ndarray) -> np.ndarray:
+    from skimage.transform import resize
+
+    small = resize(patch, (16, 16), order=1, anti_aliasing=True, preserve_range=True)
+    return np.clip(resize(small, (32, 32), order=1, preserve_range=True), 0, 255).astype(np.uint8)
+
+
+def _video(rng, img, fake: bool) -> np.ndarray:
+    h, w = img.shape[:2]
+    starts = [(int(rng.integers(0, h - 40)), int(rng.integers(0, w - 40))) for _ in range(3)]
+    frames = []
+    for t in range(N_FRAMES):
+        regions = []
+        for y, x in starts:
+            p = img[y + t % 3:y + t % 3 + 32, x + t // 3:x + t // 3 + 32]
+            regions.append(_resample(p) if fake else p)
+        frames.append(np.stack(regions))
+    return np.stack(frames)                                        # (n, 3, 32, 32, 3)
+
+
+def build_faces(root: Path, n_videos: int = 40, shards: int = 2, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    imgs = _images()
+    rows, per_shard = [], {s: [] for s in range(shards)}
+    for i in range(n_videos):
+        fake = i % 2 == 1
+        vid = f"{'fake' if fake else 'real'}/{i:03d}.mp4"
+        split = ["train", "train", "train", "val", "test"][(i // 2) % 5]
+        rows.append({"video_id": vid, "path": vid, "dataset": "synthetic",
+                     "label": "fake" if fake else "real", "method": "resample" if fake else "",
+                     "quality": "", "split": split, "identity": f"id{i // 2}", "source_id": ""})
+        per_shard[shard_of(vid, shards)].append((vid, _video(rng, imgs[i % len(imgs)], fake)))
+    faces = root / "faces"
+    for s, vids in per_shard.items():
+        with ShardWriter(shard_path(faces, s), stage="align_faces") as w:
+            for vid, patches in sorted(vids):
+                w.add_video(vid, np.arange(0, 10 * N_FRAMES, 10), patches=patches)
+    return faces, pd.DataFrame(rows)
+
+
+SAAB_CFG = {"num_hops": 3, "kernel_size": 3, "max_channels": 5, "split_thr": 0.01,
+            "keep_thr": 0.001, "pool": 2, "bias": True, "fit_max_images": 10000,
+            "batch_images": 256, "dtype": "float32"}
+DET_PARAMS = {"n_folds": 3, "neighbours": 3,
+              "channel_xgb": {"n_estimators": 20}, "final_xgb": {"n_estimators": 30},
+              "nthread": 1}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("defakehop")
+    faces, manifest = build_faces(root)
+    regions = list(F.PATCH_REGIONS)
+    items = F.train_items(faces, manifest, 10000, seed=0)
+    models = F.fit_region_models(F.read_patches(faces, items), regions, SAAB_CFG, seed=0)
+    F.save_models(models, root / "models_saab")
+    for shard in sorted(faces.glob("shard-*.h5")):
+        fails = F.transform_shard(shard, root / "saab" / shard.name, root / "models_saab", regions)
+        assert not fails.rows
+    return root, manifest
+
+
+@pytest.fixture(scope="module")
+def trained(workdir):
+    root, manifest = workdir
+    data = DetectorData(manifest, sources={"saab": root / "saab"}, seed=7, progress=False)
+    det = create("defakehop", DET_PARAMS)
+    summary = det.fit(data)
+    return det, data, summary
+
+
+def test_saab_store_fields_and_train_only_fit(workdir):
+    root, manifest = workdir
+    store = Store(root / "saab")
+    vid = store.videos()[0]
+    for region in F.PATCH_REGIONS:
+        shapes = [store.read(vid, f"{region}_hop{h}").shape for h in (1, 2, 3)]
+        assert [s[1:3] for s in shapes] == [(15, 15), (7, 7), (3, 3)]
+        assert all(s[0] == N_FRAMES and s[3] <= 5 for s in shapes)
+    counts = json.loads(store.attrs()["saab_parameters"])
+    assert set(counts) == {f"{r}_hop{h}" for r in F.PATCH_REGIONS for h in (1, 2, 3)}
+    n_train = int((manifest["split"] == "train").sum()) * N_FRAMES
+    saab = F.load_models(root / "models_saab", ["mouth"])["mouth"]
+    assert saab.hops[0].units[0].n_samples_seen_ == n_train * 30 * 30   # train frames only
+
+
+def test_detector_beats_chance_and_roundtrips(trained, tmp_path):
+    det, data, summary = trained
+    assert summary["channels"] == len(det.columns_) <= 3 * 3 * 5
+    assert summary["final_features"] == len(det.columns_) * 7          # frame + 3 + 3
+    scores = det.score(data, "test")
+    assert len(scores) == int((data.manifest["split"] == "test").sum()) * N_FRAMES
+    assert np.all((scores["score"] >= 0) & (scores["score"] <= 1))
+    from sklearn.metrics import roc_auc_score
+
+    y = scores.merge(data.manifest, on="video_id")["label"].eq("fake").to_numpy()
+    assert roc_auc_score(y, scores["score"]) > 0.8                     # clearly above chance
+    det.save(tmp_path / "m")
+    again = get("defakehop").load(tmp_path / "m")
+    np.testing.assert_array_equal(again.score(data, "test")["score"], scores["score"])
+    assert not list(tmp_path.glob("m/*.pkl"))
+
+
+def test_num_parameters_table(trained):
+    det, _, _ = trained
+    n = det.num_parameters()
+    rows = [f"saab_hop{h}" for h in (1, 2, 3)] + [f"pca_hop{h}" for h in (1, 2, 3)] + [
+        "channel_xgb", "final_xgb"]
+    assert n["total"] == sum(n[k] for k in rows)
+    assert n["final_xgb"] > 0 and n["channel_xgb"] > 0
+    # Saab kernels: kept channels x 27 (hop 1) or x 9, at most 5 channels here
+    assert 0 < n["saab_hop1"] <= 3 * 27 * 5 and n["saab_hop1"] % 27 == 0
+    assert 0 < n["saab_hop2"] <= 3 * 9 * 5 and n["saab_hop2"] % 9 == 0
+    # spatial PCA: 225, 49, 9 inputs x components (no channel normalisation by default)
+    for hop, hw in ((1, 225), (2, 49), (3, 9)):
+        pcas = [det.pcas[(r, hop)] for r in F.PATCH_REGIONS]
+        assert n[f"pca_hop{hop}"] == sum(p.components_.shape[0] * hw for p in pcas)
+        assert all(p.components_.shape[1] == hw for p in pcas)
+    # a max_depth-1 tree is one split (2 params) and two leaves: <= 4 params per tree
+    assert n["channel_xgb"] <= 4 * 20 * n["channel_xgb_count"]
+    assert sum(n[f"region_{r}"] for r in F.PATCH_REGIONS) + n["final_xgb"] == n["total"]
+
+
+def test_out_of_fold_probabilities_are_used(workdir):
+    """With in-sample probabilities the final classifier would see near-perfect channel
+    probabilities; cross-fitting is visible as folds > 1 and as a deterministic refit."""
+    root, manifest = workdir
+    data = DetectorData(manifest, sources={"saab": root / "saab"}, seed=7, progress=False)
+    from dfdetect.detectors.defakehop import make_folds
+
+    items = data.items("saab", "train")
+    folds = make_folds(items["y"].to_numpy(), items["video_id"].to_numpy(), 3, 7)
+    assert len(np.unique(folds)) == 3
+    # a video never spans two folds
+    assert items.assign(f=folds).groupby("video_id")["f"].nunique().max() == 1
+
+
+def test_extra_metrics_per_region(trained):
+    det, data, _ = trained
+    scores = det.score(data, "test")
+    extra = det.extra_metrics(data, scores)["auc_by_region"]
+    assert set(extra) == {"ensemble", *F.PATCH_REGIONS}
+    assert extra["ensemble"]["video_auc"] > 0.8
+
+
+def test_neighbour_rows_clamped():
+    from dfdetect.detectors.defakehop import neighbour_rows
+
+    items = pd.DataFrame({"video_id": ["a"] * 3 + ["b"] * 2, "frame_index": [0, 5, 9, 1, 2]})
+    rows = neighbour_rows(items, 2)
+    np.testing.assert_array_equal(rows[0], [0, 0, 0, 1, 2])
+    np.testing.assert_array_equal(rows[4], [3, 3, 4, 4, 4])
+    np.testing.assert_array_equal(rows[1], [0, 0, 1, 2, 2])
+
+
+def _load_stage():
+    spec = importlib.util.spec_from_file_location("saab_features_stage", REPO / "stages" / "saab_features.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "stages"))
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_stage_writes_shards_models_and_failures(tmp_path):
+    faces, manifest = build_faces(tmp_path, n_videos=10, shards=2)
+    # a broken video: patches of the wrong size
+    with ShardWriter(faces / "shard-002.h5", stage="align_faces") as w:
+        w.add_video("real/broken.mp4", [0], patches=np.zeros((1, 3, 16, 16, 3), np.uint8))
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    params = {"seed": 3, "saab": dict(SAAB_CFG, regions=list(F.PATCH_REGIONS), batch_frames=16,
+                                       compression="none", executor={"backend": "serial", "workers": 1})}
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    stage = _load_stage()
+    rc = stage.main(["--params", str(tmp_path / "params.yaml"), "--faces", str(faces),
+                     "--manifest", str(tmp_path / "manifest.csv"), "--out", str(tmp_path / "saab"),
+                     "--models", str(tmp_path / "msaab"), "--failures", str(tmp_path / "fail.csv")])
+    assert rc == 0
+    assert sorted(p.name for p in (tmp_path / "saab").glob("shard-*.h5")) == [
+        "shard-000.h5", "shard-001.h5", "shard-002.h5"]
+    assert sorted(p.name for p in (tmp_path / "msaab").iterdir()) == sorted(
+        f"{r}.{e}" for r in F.PATCH_REGIONS for e in ("json", "npz"))
+    fails = pd.read_csv(tmp_path / "fail.csv")
+    assert list(fails["video_id"]) == ["real/broken.mp4"]
+    assert "patches shaped" in fails["reason"].iloc[0]
+    assert len(Store(tmp_path / "saab").index()) == 10 * N_FRAMES
