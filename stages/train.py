@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
         from dfdetect.nn.train import resolve_device  # noqa: PLC0415
 
         device = resolve_device(device)
-    data = DetectorData(read_manifest(manifest_path), sources=_sources(args.source, cls.inputs),
+    data = DetectorData(read_manifest(manifest_path), sources=_sources(args.source, tuple(cls.inputs) + tuple(cls.extra_sources)),
                         seed=seed, device=device)
     detector = create(args.detector, cfg)
 

@@ -106,6 +106,7 @@ class Detector(abc.ABC):
     inputs: ClassVar[tuple[str, ...]] = ("faces",)
     level: ClassVar[str] = "frame"   # "frame" (aggregated to videos) or "video"/"utterance"
     manifest: ClassVar[str] = "video"  # "video" (data/manifest.csv) or "audio" (audio datasets)
+    extra_sources: ClassVar[tuple[str, ...]] = ()  # inputs needed to fit only (e.g. frozen branches)
     paper: ClassVar[str] = ""
 
     def __init__(self, **params: Any):

@@ -1,0 +1,428 @@
+"""DADA fusion detectors (dada.txt §3.3): ``dada_mid`` and ``dada_late``.
+
+Both read the audio manifest (``manifest = "audio"``), the utterances of the audio store
+(``audio``: field ``wave``) and the Whisper transcripts (``transcripts``: JSONL ``id``,
+``text``), and two independently trained, frozen branches: the text authorship model
+(``models/dada_text``, :mod:`dfdetect.text.model`) and the audio model (``models/dada_audio``,
+:mod:`dfdetect.audio.model`), found through ``DetectorData.sources`` keys ``dada_text`` and
+``dada_audio`` at fit time and copied into the detector's own directory by ``save`` (so a
+saved detector is self-contained). Scores are utterance level (``frame_index = -1``).
+
+- ``dada_mid`` (§3.3.1): the L2-normalised audio embedding ``f_phi`` and text embedding
+  ``f_theta`` are concatenated and an MLP is trained with binary cross-entropy.
+- ``dada_late`` (§3.3.2, §7): ``score = alpha p_audio + (1 - alpha) p_text`` where
+  ``p_audio = p(fake | f_phi)`` is the audio branch's binary head and ``p_text`` is
+
+  ``text_mode: marginal`` (§7 verbatim): ``p(X = 0 | T = t) = sum_a p(X = 0 | A = a)
+  p(A = a | T = t)`` (X = 0: spoofed), with ``p(X = 0 | A = a)`` the share of spoofs among the
+  train utterances claiming speaker ``a`` (smoothed towards the overall share with
+  ``prior_strength`` pseudo-counts) and ``p(A = a | T = t)`` the text model's softmax over
+  author centroids. It does not use the utterance's claimed speaker.
+
+  ``text_mode: claimed`` (default; §7's marginalisation also conditioned on the claimed
+  speaker ``c``, i.e. §3.3.2's "probability of the anticipated speaker having made the given
+  statement"): ``p(X = 0 | T = t, C = c) = sum_a p(X = 0 | A = a, C = c) p(A = a | T = t)`` with
+  ``p(X = 0 | A = a, C = c) = 1`` for ``a != c`` (words of someone else under ``c``'s name)
+  and ``p(X = 0 | A = c)`` for ``a = c``, which is ``1 - p(A = c | T = t) (1 - p(X = 0 | A = c))``.
+
+  The authors are the speakers (identities) of the train split: their centroids are the mean
+  text embeddings of their bona fide train transcripts ("enrolment"; the text model's metric
+  space generalises to new authors), with the softmax temperature fitted by leave-one-out
+  likelihood on those transcripts.
+
+``extra_metrics`` adds ASVspoof t-DCFs (2019 legacy and 2021 revised,
+:mod:`dfdetect.metrics_asv`) when ``asv_scores`` names an ASV score file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .base import Detector, DetectorData, check_scores, register
+
+log = logging.getLogger(__name__)
+
+COMMON: dict[str, Any] = {
+    "asv_scores": "",        # ASV score file for t-DCF (ASVspoof format or CSV key,score)
+    "device": "cpu",
+}
+MID_DEFAULTS: dict[str, Any] = {**COMMON, "hidden": 64, "dropout": 0.2, "epochs": 60, "lr": 1.0e-3,
+                                "weight_decay": 1.0e-4, "batch_size": 32, "pos_weight": "auto"}
+LATE_DEFAULTS: dict[str, Any] = {**COMMON, "alpha": 0.5, "text_mode": "claimed", "prior_strength": 1.0}
+
+
+def read_transcripts(path: str | Path) -> dict[str, str]:
+    """``{id: text}`` of a transcripts JSONL file (contract of the ``transcribe`` stage)."""
+    out: dict[str, str] = {}
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no transcripts (run the transcribe stage)")
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{n}: not JSON ({err.msg})") from err
+                out[str(obj["id"])] = str(obj.get("text") or "")
+    return out
+
+
+def _l2n(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class _Dada(Detector):
+    inputs: ClassVar[tuple[str, ...]] = ("audio", "transcripts")
+    # trained branch models that ``fit`` reads (DetectorData.sources keys; not needed to score)
+    extra_sources: ClassVar[tuple[str, ...]] = ("dada_text", "dada_audio")
+    manifest: ClassVar[str] = "audio"
+    level: ClassVar[str] = "utterance"
+    paper: ClassVar[str] = "dada.txt"
+    defaults: ClassVar[dict] = COMMON
+
+    def __init__(self, **params: Any):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown params {unknown}; known: {sorted(self.defaults)}")
+        super().__init__(**{**self.defaults, **params})
+        self.text_model = None
+        self.audio_model = None
+        self._branch_dirs: dict[str, Path] = {}
+        self._fit: dict = {}
+        self._branch_scores: dict[str, pd.DataFrame] = {}
+
+    # ------------------------------------------------------------------ branches
+    def _load_branches(self, text_dir: Path, audio_dir: Path) -> None:
+        from ..audio.model import AudioModel  # noqa: PLC0415
+        from ..text.model import TextAuthorModel  # noqa: PLC0415
+
+        for what, d in (("dada_text", text_dir), ("dada_audio", audio_dir)):
+            if not (Path(d) / "config.json").is_file():
+                raise FileNotFoundError(f"{d}: no trained {what} model (run stages/train_"
+                                        f"{'text' if what == 'dada_text' else 'audio'}_model.py)")
+        self.text_model = TextAuthorModel.load(text_dir)
+        self.audio_model = AudioModel.load(audio_dir)
+        self._branch_dirs = {"text": Path(text_dir), "audio": Path(audio_dir)}
+
+    def utterances(self, data: DetectorData, split: str | None) -> pd.DataFrame:
+        """Utterances of ``split`` in the audio store with their claimed speaker, label and
+        transcript (``""`` and ``has_text = False`` when the transcript is missing)."""
+        items = data.items("audio", split)
+        items = items.drop_duplicates("video_id").reset_index(drop=True)
+        texts = read_transcripts(data.source("transcripts"))
+        items["text"] = [texts.get(v, "") for v in items["video_id"]]
+        items["has_text"] = [v in texts and bool(texts[v].strip()) for v in items["video_id"]]
+        items["identity"] = items["identity"].fillna("").astype(str)
+        return items
+
+    def branch_outputs(self, data: DetectorData, items: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Frozen branch outputs: audio embedding, p_audio (fake), text embedding."""
+        from ..store import Store  # noqa: PLC0415
+
+        store = Store(data.source("audio"))
+        feats = [self.audio_model.features(store.read(v, "wave")[0]) for v in items["video_id"]]
+        store.close()
+        a_emb = self.audio_model.embed(feats)
+        t_emb = self.text_model.embed(items["text"].tolist())
+        return {"audio": a_emb, "p_audio": self.audio_model.prob_fake(a_emb), "text": t_emb}
+
+    # ------------------------------------------------------------------ common API
+    def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
+        self._load_branches(data.source("dada_text"), data.source("dada_audio"))
+        t0 = time.perf_counter()
+        items = self.utterances(data, "train")
+        if items["y"].nunique() < 2:
+            raise ValueError(f"{self.name}: the train split needs real and fake utterances")
+        out = self.branch_outputs(data, items)
+        summary = self._fit_fusion(items, out, data.seed, logger)
+        summary.update(branch_seconds=time.perf_counter() - t0, train_utterances=len(items),
+                       missing_transcripts=int((~items["has_text"]).sum()))
+        # saved with the model: no timings, so that reruns give byte-identical files
+        self._fit = {k: v for k, v in summary.items()
+                     if not isinstance(v, np.ndarray) and "seconds" not in k}
+        return summary
+
+    def score(self, data: DetectorData, split: str) -> pd.DataFrame:
+        items = self.utterances(data, split)
+        if items.empty:
+            return pd.DataFrame({"video_id": [], "frame_index": [], "score": []})
+        out = self.branch_outputs(data, items)
+        score = self._fuse(items, out)
+        branches = {"video_id": items["video_id"].to_numpy(), "audio": out["p_audio"]}
+        if "p_text" in out:
+            branches["text"] = out["p_text"]
+        self._branch_scores[split] = pd.DataFrame(branches)
+        df = pd.DataFrame({"video_id": items["video_id"], "frame_index": -1, "score": score})
+        return check_scores(df, self.name)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for part, src in self._branch_dirs.items():
+            dst = directory / part
+            if Path(src).resolve() != dst.resolve():
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(src, dst)
+        self._save_fusion(directory)
+        self.write_config(directory, {"fit": self._fit, "fusion": self._fusion_config()})
+
+    @classmethod
+    def load(cls, directory: Path) -> "_Dada":
+        directory = Path(directory)
+        cfg = cls.read_config(directory)
+        det = cls(**cfg["params"])
+        det._load_branches(directory / "text", directory / "audio")
+        det._fit = cfg.get("fit", {})
+        det._load_fusion(directory, cfg.get("fusion", {}))
+        return det
+
+    def init_info(self) -> dict:
+        if self.text_model is None:
+            return {"init": "untrained"}
+        return {"init": f"text: {self.text_model.init_info()}; audio: {self.audio_model.backbone_label} "
+                        "(frozen) + trained head",
+                "text_branch": self.text_model.init_info(), "audio_branch": self.audio_model.backbone_label}
+
+    def extra_metrics(self, data: DetectorData, scores: pd.DataFrame) -> dict:
+        """Each branch alone on the scored split (``branches``: the audio head's P(fake) and,
+        for late fusion, the text P(fake)); min t-DCF (2019 legacy, 2021 revised) when
+        ``asv_scores`` is given."""
+        from ..data.manifest import is_fake  # noqa: PLC0415
+        from ..metrics import binary_metrics  # noqa: PLC0415
+
+        out: dict[str, Any] = {}
+        split = str(scores["split"].iloc[0]) if "split" in scores.columns and len(scores) else ""
+        br = self._branch_scores.get(split)
+        if br is not None:
+            m = br.merge(data.manifest[["video_id", "label"]], on="video_id", how="inner")
+            y = is_fake(m)
+            out["branches"] = {k: binary_metrics(y, m[k].to_numpy(float)) for k in ("audio", "text") if k in m}
+        path = str(self.params.get("asv_scores") or "")
+        if not path:
+            out["tdcf"] = "not computed: no ASV scores (param asv_scores)"
+            return out
+        from ..metrics_asv import read_asv_scores, tdcf_from_fake_prob  # noqa: PLC0415
+
+        m = scores.merge(data.manifest[["video_id", "label"]], on="video_id", how="inner")
+        out["tdcf"] = tdcf_from_fake_prob(is_fake(m), m["score"].to_numpy(float), read_asv_scores(path))
+        return out
+
+    # ------------------------------------------------------------------ per fusion
+    def _fit_fusion(self, items, out, seed, logger) -> dict:
+        raise NotImplementedError
+
+    def _fuse(self, items, out) -> np.ndarray:
+        raise NotImplementedError
+
+    def _save_fusion(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def _load_fusion(self, directory: Path, cfg: dict) -> None:
+        raise NotImplementedError
+
+    def _fusion_config(self) -> dict:
+        return {}
+
+
+# ----------------------------------------------------------------------------- mid fusion
+def fusion_mlp(in_dim: int, hidden: int = 64, dropout: float = 0.2):
+    """The mid-fusion MLP: Linear -> ReLU -> Dropout -> Linear (one logit)."""
+    from torch import nn  # noqa: PLC0415  (torch is imported lazily: the registry stays light)
+
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
+
+
+def mid_features(audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+    """Mid-fusion input: [f_phi / |f_phi|, f_theta / |f_theta|]."""
+    return np.concatenate([_l2n(audio_emb), _l2n(text_emb)], axis=1).astype(np.float32)
+
+
+@register("dada_mid")
+class DadaMid(_Dada):
+    """Mid fusion: frozen audio + text embeddings concatenated -> MLP -> BCE (dada.txt §3.3.1)."""
+
+    defaults: ClassVar[dict] = MID_DEFAULTS
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.mlp = None
+        self.in_dim = 0
+
+    def _fit_fusion(self, items, out, seed, logger) -> dict:
+        import torch  # noqa: PLC0415
+        from torch import nn  # noqa: PLC0415
+
+        from ..nn.train import deterministic, pos_weight_from_labels  # noqa: PLC0415
+
+        p = self.params
+        x = torch.from_numpy(mid_features(out["audio"], out["text"]))
+        y = torch.from_numpy(items["y"].to_numpy(np.float32))
+        pw = pos_weight_from_labels(y.numpy()) if p["pos_weight"] == "auto" else (
+            None if p["pos_weight"] in (None, "none") else float(p["pos_weight"]))
+        self.in_dim = x.shape[1]
+        losses = []
+        with deterministic(int(seed)):
+            self.mlp = fusion_mlp(self.in_dim, int(p["hidden"]), float(p["dropout"]))
+            opt = torch.optim.AdamW(self.mlp.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
+            lossf = nn.BCEWithLogitsLoss(pos_weight=None if pw is None else torch.tensor(float(pw)))
+            g = torch.Generator().manual_seed(int(seed))
+            for epoch in range(int(p["epochs"])):
+                self.mlp.train()
+                perm = torch.randperm(len(y), generator=g)
+                total = 0.0
+                for i in range(0, len(y), int(p["batch_size"])):
+                    idx = perm[i:i + int(p["batch_size"])]
+                    loss = lossf(self.mlp(x[idx]).squeeze(-1), y[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    total += loss.item() * len(idx)
+                losses.append(total / len(y))
+                if logger is not None:
+                    logger.log_metric("train/loss", losses[-1])
+                    logger.next_step()
+        self.mlp.eval()
+        return {"epochs": len(losses), "final_loss": losses[-1] if losses else None, "pos_weight": pw}
+
+    def _fuse(self, items, out) -> np.ndarray:
+        import torch  # noqa: PLC0415
+
+        self.mlp.eval()
+        x = torch.from_numpy(mid_features(out["audio"], out["text"]))
+        with torch.no_grad():
+            return torch.sigmoid(self.mlp(x).squeeze(-1)).numpy().astype(float)
+
+    def _save_fusion(self, directory: Path) -> None:
+        from safetensors.torch import save_file  # noqa: PLC0415
+
+        save_file({k: v.contiguous() for k, v in self.mlp.state_dict().items()}, str(directory / "fusion.safetensors"))
+
+    def _fusion_config(self) -> dict:
+        return {"in_dim": int(self.in_dim)}
+
+    def _load_fusion(self, directory: Path, cfg: dict) -> None:
+        from safetensors.torch import load_file  # noqa: PLC0415
+
+        self.in_dim = int(cfg["in_dim"])
+        self.mlp = fusion_mlp(self.in_dim, int(self.params["hidden"]), float(self.params["dropout"]))
+        self.mlp.load_state_dict(load_file(str(directory / "fusion.safetensors")))
+        self.mlp.eval()
+
+    def num_parameters(self) -> dict:
+        fusion = sum(p.numel() for p in self.mlp.parameters()) if self.mlp is not None else 0
+        out = {"fusion_mlp": int(fusion)}
+        if self.text_model is not None:
+            out["text_head"] = self.text_model.num_parameters()["head"]
+            out["audio_head"] = self.audio_model.num_parameters()["head"]
+        out["total"] = int(sum(out.values()))
+        return out
+
+
+# ----------------------------------------------------------------------------- late fusion
+def spoof_rate_by_author(identity, y, prior_strength: float = 1.0) -> tuple[dict[str, float], float]:
+    """``p(X = 0 | A = a)`` per claimed speaker: ``(n_fake_a + s tau) / (n_a + s)`` with the
+    overall spoof share ``tau`` and ``s = prior_strength``; also returns ``tau``."""
+    df = pd.DataFrame({"a": np.asarray(identity).astype(str), "y": np.asarray(y, dtype=float)})
+    tau = float(df["y"].mean())
+    s = float(prior_strength)
+    g = df.groupby("a")["y"].agg(["sum", "count"])
+    rates = {str(a): float((r["sum"] + s * tau) / (r["count"] + s)) for a, r in g.iterrows()}
+    return rates, tau
+
+
+def late_text_prob(probs: np.ndarray, authors: list[str], rates: dict[str, float], tau: float,
+                   mode: str = "marginal", claimed=None) -> np.ndarray:
+    """Text branch P(fake) from ``probs[i, a] = p(A = a | T = t_i)`` (see module docstring)."""
+    r = np.array([rates.get(a, tau) for a in authors], dtype=float)
+    if mode == "marginal":
+        return probs @ r
+    if mode == "claimed":
+        idx = {a: k for k, a in enumerate(authors)}
+        out = np.empty(len(probs))
+        for i, c in enumerate(claimed):
+            k = idx.get(str(c))
+            # an unenrolled claimed speaker: no evidence from the text, the prior share
+            out[i] = tau if k is None else 1.0 - probs[i, k] * (1.0 - r[k])
+        return out
+    raise ValueError(f"unknown text_mode {mode!r} (marginal | claimed)")
+
+
+def late_fusion(p_audio: np.ndarray, p_text: np.ndarray, alpha: float) -> np.ndarray:
+    """dada.txt Eq. 3: ``alpha p_audio + (1 - alpha) p_text``."""
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    return float(alpha) * np.asarray(p_audio, float) + (1.0 - float(alpha)) * np.asarray(p_text, float)
+
+
+@register("dada_late")
+class DadaLate(_Dada):
+    """Late fusion: weighted mean of the audio P(fake) and the text P(fake) of dada.txt §7."""
+
+    defaults: ClassVar[dict] = LATE_DEFAULTS
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.rates: dict[str, float] = {}
+        self.tau = 0.5
+        self.authors: list[str] = []
+        self.centroids = np.zeros((0, 0), dtype=np.float32)
+        self.temperature = 0.1
+
+    def _fit_fusion(self, items, out, seed, logger) -> dict:
+        self.rates, self.tau = spoof_rate_by_author(items["identity"], items["y"], float(self.params["prior_strength"]))
+        enrol = ((items["y"] == 0) & items["has_text"]).to_numpy()
+        emb, who = out["text"][enrol], items.loc[enrol, "identity"].to_numpy()
+        if len(set(who.tolist())) < 1:
+            raise ValueError(f"{self.name}: no bona fide train utterance with a transcript to enrol authors")
+        from ..text.model import centroids_of  # noqa: PLC0415
+
+        self.authors, self.centroids = centroids_of(emb, who)
+        self.temperature = self.text_model.fit_temperature(emb, who) if len(self.authors) > 1 \
+            else self.text_model.temperature
+        return {"authors": self.authors, "spoof_rate_by_author": self.rates, "tau": self.tau,
+                "temperature": self.temperature, "enrolled_utterances": int(enrol.sum())}
+
+    def text_prob(self, items: pd.DataFrame, text_emb: np.ndarray) -> np.ndarray:
+        probs = self.text_model.author_probs(text_emb, self.centroids, self.temperature)
+        p = late_text_prob(probs, self.authors, self.rates, self.tau, self.params["text_mode"], items["identity"])
+        # no transcript: the text says nothing, use the overall spoof share
+        return np.where(items["has_text"].to_numpy(), p, self.tau)
+
+    def _fuse(self, items, out) -> np.ndarray:
+        out["p_text"] = self.text_prob(items, out["text"])
+        return late_fusion(out["p_audio"], out["p_text"], float(self.params["alpha"]))
+
+    def _save_fusion(self, directory: Path) -> None:
+        from safetensors.numpy import save_file  # noqa: PLC0415
+
+        save_file({"centroids": np.ascontiguousarray(self.centroids, dtype=np.float32)},
+                  str(directory / "fusion.safetensors"))
+
+    def _fusion_config(self) -> dict:
+        return {"authors": self.authors, "rates": self.rates, "tau": self.tau, "temperature": self.temperature}
+
+    def _load_fusion(self, directory: Path, cfg: dict) -> None:
+        from safetensors.numpy import load_file  # noqa: PLC0415
+
+        self.centroids = load_file(str(directory / "fusion.safetensors"))["centroids"]
+        self.authors = list(cfg["authors"])
+        self.rates = {str(k): float(v) for k, v in cfg["rates"].items()}
+        self.tau, self.temperature = float(cfg["tau"]), float(cfg["temperature"])
+
+    def num_parameters(self) -> dict:
+        out = {"fusion": 1}
+        if self.text_model is not None:
+            out["text_head"] = self.text_model.num_parameters()["head"]
+            out["audio_head"] = self.audio_model.num_parameters()["head"]
+        out["total"] = int(sum(out.values()))
+        return out
