@@ -1,2 +1,6 @@
 """Imports every built-in detector module so that its ``@register`` runs."""
 # one import per detector module; keep alphabetical
+from . import dada  # noqa: F401,E402
+from . import defakehop  # noqa: F401,E402
+from . import hyperfake  # noqa: F401,E402
+from . import rgb_cnn  # noqa: F401,E402
