@@ -24,7 +24,15 @@ pytestmark = pytest.mark.pipeline
 # the demo shrunk to seconds of work; every other param stays as in params.yaml
 TINY = {
     "make_demo": {"seconds": 0.6, "size": 128, "identities": 6, "clips": 1, "preset": "ultrafast"},
+    "make_demo_audio": {"allison": 4, "tts": 4, "vc": 4},
     "sample_frames": {"num_frames": 3},
+    "train_mst": {"steps": 4, "crop": 0, "flops_size": 32, "scenes": {"train": 4, "heldout": 2, "size": 32}},
+    "hyperspectral": {"size": 32},
+    "text_model": {"epochs": 2, "corpus": {"max_authors": 4, "max_per_author": 10}},
+    "audio_model": {"fixed_epochs": 1, "ada_epochs": 1, "final_epochs": 1},
+    "models": {"defakehop": {"n_folds": 2, "channel_xgb": {"n_estimators": 10},
+                             "final_xgb": {"n_estimators": 10}},
+               "dada_mid": {"epochs": 5}},
 }
 
 

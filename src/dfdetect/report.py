@@ -50,7 +50,11 @@ def _far_suffixes(docs: Mapping[str, dict], split: str) -> list[str]:
 
 
 def _init_text(init: Any) -> str:
+    """The human summary of what initialised a detector (its ``init`` entry when it has one;
+    the full record stays in metrics/<detector>.json)."""
     if isinstance(init, Mapping):
+        if "init" in init:
+            return _init_text(init["init"])
         return "; ".join(f"{k}={_init_text(v)}" for k, v in sorted(init.items()))
     if isinstance(init, (list, tuple)):
         return ",".join(_init_text(v) for v in init)
