@@ -113,3 +113,31 @@ def test_atomic_json(tmp_path):
             tmp.write_text("partial")
             1 / 0
     assert "auc" in (tmp_path / "m.json").read_text()
+
+
+@pytest.mark.parametrize("spec", [{"codec": "gzip", "level": 1, "shuffle": True},
+                                  {"codec": "gzip", "level": 4, "shuffle": False}, "none"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16])
+def test_chunks_encoded_in_workers_give_the_same_file(tmp_path, spec, dtype):
+    from dfdetect.store import Encoded, encode_items
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((3, 8, 8, 3)) * 200).astype(dtype)
+    paths = []
+    for mode in ("writer", "encoded"):
+        path = tmp_path / mode / "shard-000.h5"
+        data = x if mode == "writer" else encode_items(x, spec)
+        if mode == "encoded":
+            assert isinstance(data, Encoded)
+        with ShardWriter(path, compression={"frame": spec}) as w:
+            w.add_video("v.mp4", [0, 4, 9], frame=data)
+        paths.append(path)
+        np.testing.assert_array_equal(ShardReader(path).read("v.mp4", "frame"), x)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_plugin_codecs_are_left_to_the_writer():
+    from dfdetect.store import encode_items
+
+    x = np.zeros((2, 4, 4, 3), np.uint8)
+    assert encode_items(x, {"codec": "zstd"}) is x

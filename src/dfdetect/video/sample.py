@@ -20,7 +20,7 @@ import numpy as np
 
 from ..failures import Failures, ItemError
 from ..parallel import default_workers, imap
-from ..store import ShardWriter
+from ..store import ShardWriter, encode_items
 from .decode import read_frames
 from .indices import indices_from_params
 from .keyframes import probe
@@ -89,7 +89,10 @@ def sample_video(path: str | Path, params: Mapping, threads: int = 0) -> dict:
 
 def _work(row: tuple[str, str], params: Mapping, threads: int) -> dict:
     video_id, path = row
-    return sample_video(path, params, threads=threads)
+    result = sample_video(path, params, threads=threads)
+    # compress the chunks here, in the worker: the writing process only copies bytes
+    result["frames"] = encode_items(result["frames"], params.get("compression"))
+    return result
 
 
 def _resolve(path: str, video_id: str, root: str | Path | None) -> str:
