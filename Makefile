@@ -10,6 +10,9 @@ APT_PACKAGES := ffmpeg espeak-ng sox pocketsphinx-testdata asterisk-core-sounds-
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
+# stage commands in dvc.yaml call `python`: make it the venv's
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export VIRTUAL_ENV := $(abspath $(VENV))
 export DVC_NO_ANALYTICS := 1
 export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE ?= 1
