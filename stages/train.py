@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
+from dfdetect.store import atomic_dir  # noqa: E402
 
 
 def _detector_name(argv: list[str] | None) -> str:
@@ -45,17 +43,6 @@ def _sources(specs: list[str], inputs: tuple[str, ...]) -> dict[str, Path]:
     if missing:
         raise SystemExit(f"no path for detector inputs {missing}; give --source name=path")
     return sources
-
-
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Move a finished temporary directory onto ``out`` (replacing an older one)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -103,14 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
             live.end()
     elapsed = time.perf_counter() - t0
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         detector.save(tmp)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
     epochs = summary.get("epoch_seconds", []) if isinstance(summary, dict) else []
     for i, s in enumerate(epochs):

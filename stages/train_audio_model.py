@@ -15,9 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,7 +24,7 @@ import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
 from dfdetect.metrics import json_safe  # noqa: E402
-from dfdetect.store import write_json_atomic  # noqa: E402
+from dfdetect.store import atomic_dir, write_json_atomic  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,16 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     data = DetectorData(read_manifest(args.manifest), sources={"audio": Path(args.audio)}, seed=seed)
     model, metrics = train_audio_model(data, cfg, seed=seed)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     metrics = json_safe(metrics)
     write_json_atomic(args.metrics, metrics)
     brief = {s: {k: metrics[s].get(k) for k in ("n", "abx", "auc", "eer", "f1")}

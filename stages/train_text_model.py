@@ -16,9 +16,7 @@ computed once per text and only the head is trained (CPU friendly). Example:
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,7 +25,7 @@ import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
 from dfdetect.metrics import json_safe  # noqa: E402
-from dfdetect.store import write_json_atomic  # noqa: E402
+from dfdetect.store import atomic_dir, write_json_atomic  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -44,16 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     model, metrics = train_text_model(corpus_cfg, cfg, seed=seed)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     metrics = json_safe(metrics)
     write_json_atomic(args.metrics, metrics)
     brief = {s: metrics[s] for s in ("train", "val", "test") if s in metrics}

@@ -141,3 +141,21 @@ def test_plugin_codecs_are_left_to_the_writer():
 
     x = np.zeros((2, 4, 4, 3), np.uint8)
     assert encode_items(x, {"codec": "zstd"}) is x
+
+
+def test_atomic_dir_replaces_whole_or_nothing(tmp_path):
+    from dfdetect.store import atomic_dir
+
+    out = tmp_path / "models" / "m"
+    with atomic_dir(out) as tmp:
+        (tmp / "w.bin").write_bytes(b"1")
+    assert (out / "w.bin").read_bytes() == b"1"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as tmp:
+            (tmp / "w.bin").write_bytes(b"2")
+            raise RuntimeError("killed")
+    assert (out / "w.bin").read_bytes() == b"1"
+    with atomic_dir(out) as tmp:
+        (tmp / "new.bin").write_bytes(b"3")
+    assert sorted(p.name for p in out.iterdir()) == ["new.bin"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m"]
