@@ -159,3 +159,16 @@ def test_atomic_dir_replaces_whole_or_nothing(tmp_path):
         (tmp / "new.bin").write_bytes(b"3")
     assert sorted(p.name for p in out.iterdir()) == ["new.bin"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["m"]
+
+
+def test_torch_checkpoints_do_not_depend_on_their_file_name(tmp_path):
+    import torch
+
+    from dfdetect.store import save_torch_atomic
+
+    obj = {"state_dict": {"w": torch.arange(6.0).reshape(2, 3)}, "config": {"a": 1}}
+    save_torch_atomic(obj, tmp_path / "one.pt")
+    save_torch_atomic(obj, tmp_path / "sub" / "two.pt")
+    assert (tmp_path / "one.pt").read_bytes() == (tmp_path / "sub" / "two.pt").read_bytes()
+    back = torch.load(tmp_path / "one.pt", weights_only=True)
+    assert torch.equal(back["state_dict"]["w"], obj["state_dict"]["w"])

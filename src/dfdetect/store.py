@@ -79,6 +79,20 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def save_torch_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` with bytes that depend only on ``obj``.
+
+    torch names the records inside its zip archive after the file it writes to, so saving to a
+    temporary name would make every checkpoint differ; a buffer gets the fixed name "archive".
+    """
+    import torch  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store import atomic_path
+from ..store import save_torch_atomic
 from .ct2 import read_ct2
 
 log = logging.getLogger("dfdetect")
@@ -180,8 +180,7 @@ def convert_ct2_to_whisper(ct2_dir: str | Path, out_path: str | Path) -> Path:
     dims = asdict(ModelDimensions(**dims))
     state = {k: torch.from_numpy(np.array(a, copy=True)) for k, a in sd.items()}
     out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        torch.save({"dims": dims, "model_state_dict": state}, tmp)
+    save_torch_atomic({"dims": dims, "model_state_dict": state}, out_path)
     return out_path
 
 

@@ -434,13 +434,12 @@ def load_official_checkpoint(path: str | Path, attention: str = "smsa", flexi_fa
 
 def save_weights(model: MSTPlusPlus, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
     """Plain ``{'state_dict', 'config', ...}`` checkpoint, loadable with ``weights_only=True``."""
-    from ..store import atomic_path  # noqa: PLC0415
+    from ..store import save_torch_atomic  # noqa: PLC0415
 
     obj = {"state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
            "config": dict(model.config)}
     obj.update(extra or {})
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    save_torch_atomic(obj, path)
 
 
 def load_weights(path: str | Path, map_location: str | torch.device = "cpu",
