@@ -21,7 +21,7 @@ import common  # noqa: E402
 from dfdetect.config import StageCLI  # noqa: E402
 from dfdetect.data.manifest import read_manifest  # noqa: E402
 from dfdetect.detectors.base import DetectorData, get  # noqa: E402
-from dfdetect.metrics import evaluate_detector  # noqa: E402
+from dfdetect.detectors.evaluation import evaluate_detector  # noqa: E402
 from dfdetect.store import write_csv_atomic, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("dfdetect.evaluate")
