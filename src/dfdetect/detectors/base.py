@@ -19,6 +19,7 @@ A detector
 from __future__ import annotations
 
 import abc
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,8 +109,22 @@ class Detector(abc.ABC):
     manifest: ClassVar[str] = "video"  # "video" (data/manifest.csv) or "audio" (audio datasets)
     extra_sources: ClassVar[tuple[str, ...]] = ()  # inputs needed to fit only (e.g. frozen branches)
     paper: ClassVar[str] = ""
+    defaults: ClassVar[Mapping[str, Any] | None] = None  # known params and their defaults
 
     def __init__(self, **params: Any):
+        """Params are ``defaults`` updated by ``params`` (nested sections merged one level);
+        a name not in ``defaults`` is an error, so a typo in params.yaml never goes unnoticed."""
+        if self.defaults is not None:
+            unknown = sorted(set(params) - set(self.defaults))
+            if unknown:
+                raise ValueError(f"{self.name}: unknown params {unknown}; known: {sorted(self.defaults)}")
+            merged = copy.deepcopy(dict(self.defaults))
+            for key, value in params.items():
+                if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+            params = merged
         self.params = dict(params)
 
     @abc.abstractmethod

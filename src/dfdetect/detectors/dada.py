@@ -91,10 +91,7 @@ class _Dada(Detector):
     defaults: ClassVar[dict] = COMMON
 
     def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            raise ValueError(f"{self.name}: unknown params {unknown}; known: {sorted(self.defaults)}")
-        super().__init__(**{**self.defaults, **params})
+        super().__init__(**params)
         self.text_model = None
         self.audio_model = None
         self._branch_dirs: dict[str, Path] = {}

@@ -34,7 +34,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -242,7 +242,7 @@ class DefakeHop(Detector):
     inputs = ("saab",)
     paper = "Chen et al., DefakeHop: a light-weight high-performance deepfake detector (ICASSP 2021)"
 
-    DEFAULTS = {
+    defaults: ClassVar[dict] = {
         "regions": list(REGIONS),
         "hops": [1, 2, 3],
         "pca_energy": 0.9,
@@ -259,16 +259,7 @@ class DefakeHop(Detector):
     }
 
     def __init__(self, **params: Any):
-        merged = json.loads(json.dumps(self.DEFAULTS))
-        for k, v in params.items():
-            if isinstance(v, dict) and isinstance(merged.get(k), dict):
-                merged[k].update(v)
-            else:
-                merged[k] = v
-        unknown = set(merged) - set(self.DEFAULTS)
-        if unknown:
-            raise ValueError(f"defakehop: unknown params {sorted(unknown)}")
-        super().__init__(**merged)
+        super().__init__(**params)
         self.pcas: dict[tuple[str, int], SpatialPCA] = {}
         self.channel_models: dict[str, list] = {}     # "<region>_hop<h>" -> boosters per channel
         self.final = None

@@ -158,12 +158,10 @@ class HyperFake(Detector):
     inputs: ClassVar[tuple[str, ...]] = ("hsi",)
     level: ClassVar[str] = "frame"
     paper: ClassVar[str] = "hyperfake.txt"
+    defaults: ClassVar[dict] = DEFAULTS
 
     def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"hyperfake: unknown params {unknown}; known: {sorted(DEFAULTS)}")
-        super().__init__(**{**DEFAULTS, **params})
+        super().__init__(**params)
         self.model = None
         self._init: dict = {}
         self._fit: dict = {}

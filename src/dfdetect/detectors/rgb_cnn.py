@@ -66,12 +66,10 @@ class RGBCNN(Detector):
     inputs: ClassVar[tuple[str, ...]] = ("faces",)
     level: ClassVar[str] = "frame"
     paper: ClassVar[str] = "hyperfake.txt (Table I baselines)"
+    defaults: ClassVar[dict] = DEFAULTS
 
     def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"{self.name}: unknown params {unknown}; known: {sorted(DEFAULTS)}")
-        super().__init__(**{**DEFAULTS, **params})
+        super().__init__(**params)
         self.model = None
         self._init: dict = {}
         self._fit: dict = {}
