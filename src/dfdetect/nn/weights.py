@@ -246,9 +246,12 @@ def _try_hub(arch: str, hub: Any, **kwargs):
         with _hub_offline(offline):
             model = timm.create_model(arch, pretrained=True, **kwargs)
     except Exception as exc:  # noqa: BLE001  (any hub/cache failure falls back)
-        reason = f"timm hub weights for {arch} unavailable"
-        reason += f" ({why}; not in the local cache)" if offline else f" ({type(exc).__name__}: {str(exc)[:160]})"
-        return None, reason
+        if offline:
+            # the recorded text must not depend on why the hub was skipped (HF_HUB_OFFLINE, no
+            # network): it is part of the model's config, whose bytes DVC caches and compares
+            logging.getLogger("dfdetect").info("timm hub not used for %s: %s", arch, why)
+            return None, f"timm hub weights for {arch} unavailable offline (not in the local cache)"
+        return None, f"timm hub weights for {arch} unavailable ({type(exc).__name__}: {str(exc)[:160]})"
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     hub_id = cfg.get("hf_hub_id") or cfg.get("url") or arch
     return model, {"init": f"imagenet (timm pretrained {hub_id}{', from cache' if offline else ''})",
