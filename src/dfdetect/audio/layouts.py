@@ -42,7 +42,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..data.layouts._base import LayoutError, add_missing
+from ..data.layouts._base import LayoutError, add_missing, relative_id
 from ..failures import Failures
 
 log = logging.getLogger("dfdetect")
@@ -286,20 +286,6 @@ def scan_mlaad(root: Path, failures: Failures, *, languages=(), mailabs: str = "
 
 
 # ----------------------------------------------------------------------------- generic
-def _rel_id(raw: str, root: Path) -> str | None:
-    text = raw.strip().replace("\\", "/")
-    p = Path(text)
-    if p.is_absolute():
-        try:
-            text = p.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            return None
-    norm = posixpath.normpath(text)
-    if norm in (".", "") or norm == ".." or norm.startswith("../"):
-        return None
-    return norm
-
-
 def scan_generic(root: Path, failures: Failures, *, csv: str = "labels.csv",
                  **_ignored) -> pd.DataFrame:
     root = Path(root)
@@ -316,7 +302,7 @@ def scan_generic(root: Path, failures: Failures, *, csv: str = "labels.csv",
         rows, seen = [], set()
         for n, rec in enumerate(table.to_dict("records"), start=2):
             where = f"{csv} line {n}"
-            vid = _rel_id(rec["path"], root)
+            vid = relative_id(rec["path"], root)
             if vid is None:
                 failures.add(rec["path"], f"{where}: path {rec['path']!r} is empty or outside the "
                              f"dataset root {root}", path=rec["path"])

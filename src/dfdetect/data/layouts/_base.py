@@ -6,7 +6,8 @@ The layout contract is in the package docstring (:mod:`dfdetect.data.layouts`).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import posixpath
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
 import pandas as pd
@@ -112,3 +113,18 @@ def carve_val(df: pd.DataFrame, val_fraction: float, seed: int) -> pd.DataFrame:
     sub = grouped_fill(sub, (1.0 - val_fraction, val_fraction, 0.0), seed)
     df.loc[train, "split"] = sub["split"].to_numpy()
     return df
+
+
+def relative_id(raw: str, root: Path) -> str | None:
+    """Normalised relative POSIX path, or None when it leaves the root."""
+    text = raw.strip().replace("\\", "/")
+    p = Path(text)
+    if p.is_absolute():
+        try:
+            text = p.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return None
+    norm = posixpath.normpath(text)
+    if norm in (".", "") or norm.startswith("../") or norm == ".." or PurePosixPath(norm).is_absolute():
+        return None
+    return norm

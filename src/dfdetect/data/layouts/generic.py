@@ -16,13 +16,12 @@ The embedded demo dataset (layout ``demo``) is written in form 1.
 from __future__ import annotations
 
 import logging
-import posixpath
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 
 from ...failures import Failures
-from ._base import LayoutError, add_missing, list_videos, rel, rows_frame
+from ._base import LayoutError, add_missing, list_videos, rel, relative_id, rows_frame
 
 log = logging.getLogger("dfdetect")
 
@@ -31,21 +30,6 @@ SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "
 OPTIONAL = ("split", "identity", "method", "quality", "source_id")
 EXPECTED = ("a CSV (path,label[,split,identity,method,quality,source_id]) relative to the root, "
             "or real/ and fake/ folders")
-
-
-def _video_id(raw: str, root: Path) -> str | None:
-    """Normalised relative POSIX path, or None when it leaves the root."""
-    text = raw.strip().replace("\\", "/")
-    p = Path(text)
-    if p.is_absolute():
-        try:
-            text = p.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            return None
-    norm = posixpath.normpath(text)
-    if norm in (".", "") or norm.startswith("../") or norm == ".." or PurePosixPath(norm).is_absolute():
-        return None
-    return norm
 
 
 def _scan_csv(root: Path, csv_name: str, failures: Failures) -> pd.DataFrame:
@@ -62,7 +46,7 @@ def _scan_csv(root: Path, csv_name: str, failures: Failures) -> pd.DataFrame:
     rows, seen = [], set()
     for n, rec in enumerate(table.to_dict("records"), start=2):   # line 1 is the header
         raw = rec["path"]
-        vid = _video_id(raw, root)
+        vid = relative_id(raw, root)
         where = f"{csv_name} line {n}"
         if vid is None:
             failures.add(raw, f"{where}: path {raw!r} is empty or outside the dataset root {root}",
