@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dfdetect-installed
-APT_PACKAGES := ffmpeg espeak-ng sox pocketsphinx-testdata asterisk-core-sounds-en-wav fortunes fortunes-min
+APT_PACKAGES := ffmpeg espeak-ng sox pocketsphinx-testdata asterisk-core-sounds-en-wav asterisk-core-sounds-en fortunes fortunes-min
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
