@@ -6,7 +6,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dfdetect-installed
-APT_PACKAGES := ffmpeg espeak-ng sox pocketsphinx-testdata asterisk-core-sounds-en-wav asterisk-core-sounds-en fortunes fortunes-min
+# Debian packages: exactly dfdetect.system.packages() (tests/test_system_deps.py checks both ways)
+APT_PACKAGES := asterisk-core-sounds-en asterisk-core-sounds-en-wav espeak-ng ffmpeg fortunes fortunes-min pocketsphinx-testdata sox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -18,7 +19,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE ?= 1
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test install apt bench dag clean-venv
+.PHONY: demo test install apt doctor bench dag clean-venv
 
 demo: install
 	$(BIN)/dvc repro
@@ -29,7 +30,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-install: $(STAMP)
+install: doctor $(STAMP)
+
+# names every missing system program or data file and its package, before any long work
+doctor: apt
+	@$(PYTHON) src/dfdetect/system.py
 
 # System programs the pipeline calls (ffmpeg, espeak-ng, sox) and Debian's real-speech and
 # quotation data for the audio/text demo; installed only when missing.
@@ -38,7 +43,8 @@ apt:
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+	    || echo "apt-get failed: see the doctor's lines below"; \
 	fi
 
 $(STAMP): requirements/base.txt requirements/nodeps.txt requirements/constraints.txt pyproject.toml | apt

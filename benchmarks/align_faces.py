@@ -202,7 +202,7 @@ def main() -> None:
           f"({videos[0][0].split('/')[1].split('_')[0]})")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        shard = tmp / "frames" / "shard-000.h5"
+        shard = tmp / "frames" / "shard-0.h5"
         write_shard(shard, videos, frames_codec)
         costs = step_costs(np.concatenate([f for _, f in videos])[:32], params)
         total = costs["find_face"] + costs["align_face"] + costs["defakehop"]
@@ -219,7 +219,7 @@ def main() -> None:
         print(f"on 2 idle cores (2 x frames per CPU-second of the 2-worker run, the workers share nothing): "
               f"about {2 * per_cpu[2]:.0f} frames/s")
         if args.memory:
-            big = tmp / "frames10" / "shard-000.h5"
+            big = tmp / "frames10" / "shard-0.h5"
             from dfdetect.store import ShardWriter
 
             with ShardWriter(big, stage="sample_frames", default_compression=frames_codec) as w:

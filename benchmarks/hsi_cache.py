@@ -104,7 +104,7 @@ def main() -> int:
     rows = []
     for name, codec in CODECS.items():
         d = tmp / name.replace("+", "_").replace(" ", "")
-        path = d / "shard-000.h5"
+        path = d / "shard-0.h5"
         try:
             with cache.HSIWriter(path, codec=codec) as w:
                 w.add("faces.mp4", list(range(len(cubes))), cubes)

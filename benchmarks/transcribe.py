@@ -84,7 +84,7 @@ def dvc_cache_cost(items, threads: int) -> dict:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(REPO / "src")}
     tmp = Path(tempfile.mkdtemp(prefix="bench_transcribe_"))
     try:
-        with ShardWriter(tmp / "data" / "audio" / "shard-000.h5", stage="extract_audio") as w:
+        with ShardWriter(tmp / "data" / "audio" / "shard-0.h5", stage="extract_audio") as w:
             for item_id, wave, _ref in items:
                 w.add_video(item_id, [0], attrs={"sample_rate": 16000}, wave=wave[None, :])
         params = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -1,10 +1,10 @@
 """Detect, landmark and align the largest face of every sampled frame of one shard.
 
-Reads data/frames/shard-00N.h5 (field `frame`), writes data/faces/shard-00N.h5 with, for each
+Reads data/frames/shard-N.h5 (field `frame`), writes data/faces/shard-N.h5 with, for each
 frame where a face was found: `face` (aligned by similarity transform, face_size x face_size),
 `box` (x0, y0, x1, y1, full frame), `landmarks` (68 x 2, full frame), `detector` (which one
 found it), `face128` (DefakeHop alignment) and `patches` (3 x 32 x 32: left eye, right eye,
-mouth). Frames and videos without a face go to data/failures/align_faces/shard-00N.csv.
+mouth). Frames and videos without a face go to data/failures/align_faces/shard-N.csv.
 Detection runs on the frame downscaled to detect_max_side; landmarks at full resolution; the
 fallback detector is tried when the first finds no face. Parallel over videos (executor section).
 """
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from dfdetect.config import StageCLI  # noqa: PLC0415
 
     cli = StageCLI("align_faces", __doc__, sections=["align_faces", "executor"])
-    cli.add("--shard", type=int, required=True, help="shard number N (data/frames/shard-00N.h5)")
+    cli.add("--shard", type=int, required=True, help="shard number N (data/frames/shard-N.h5)")
     cli.add("--frames-dir", default=str(common.FRAMES), help="directory of the frames shards")
     cli.add("--out-dir", default=str(common.FACES), help="directory of the faces shards")
     cli.add("--failures-dir", default=str(common.FAILURES / "align_faces"),

@@ -1,11 +1,11 @@
-"""Extract 16 kHz mono audio of one shard into data/audio/shard-00N.h5.
+"""Extract 16 kHz mono audio of one shard into data/audio/shard-N.h5.
 
-Reads data/audio_manifest/shard-00N.csv (audio datasets) and data/manifest/shard-00N.csv (the
+Reads data/audio_manifest/shard-N.csv (audio datasets) and data/manifest/shard-N.csv (the
 video manifest: only videos with an audio track) and decodes every item with ffmpeg to mono
 float32 at sample_rate Hz (at most max_seconds). Per item the shard holds field `wave` (1, T)
 and attrs sample_rate, duration, rms, source (audio | video), truncated. Missing, corrupt,
 empty (shorter than min_seconds) and silent (RMS below min_rms) items go to
-data/failures/extract_audio/shard-00N.csv with the reason; the stage finishes the rest.
+data/failures/extract_audio/shard-N.csv with the reason; the stage finishes the rest.
 """
 
 from __future__ import annotations

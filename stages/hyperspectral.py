@@ -1,9 +1,9 @@
 """Reconstruct 31-band hyperspectral cubes of every aligned face with frozen MST++ (one shard).
 
-Reads data/faces/shard-NNN.h5 (field `hyperspectral.field`, resized to `hyperspectral.size`),
+Reads data/faces/shard-N.h5 (field `hyperspectral.field`, resized to `hyperspectral.size`),
 runs the MST++ variant `hyperspectral.variant` trained by train_mst (models/mst/mst_<variant>.pt)
 or an official MST++ checkpoint (`hyperspectral.checkpoint`, e.g. the authors' mst_plus_plus.pth)
-in batches, on the GPU when present (`device: auto`), and writes data/hsi/shard-NNN.h5: float16
+in batches, on the GPU when present (`device: auto`), and writes data/hsi/shard-N.h5: float16
 31 x H x W per face, one HDF5 chunk per face, lossless compression, per-band statistics.
 Only the `hyperspectral` params section and the MST++ weights affect this stage: changing a
 classifier's params (models.hyperfake) never reruns it. Example:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--faces", default=str(common.FACES), help="face store folder")
     cli.add("--models", default=str(common.SOURCES["mst"]), help="train_mst's model folder")
     cli.add("--out", default=str(common.HSI), help="HSI cache folder")
-    cli.add("--failures", default=None, help="failures CSV (default data/failures/hyperspectral/shard-NNN.csv)")
+    cli.add("--failures", default=None, help="failures CSV (default data/failures/hyperspectral/shard-N.csv)")
     cfg, args = cli.parse(argv)
 
     import torch  # noqa: PLC0415

@@ -3,7 +3,7 @@
 Fits one channel-wise PixelHop++ tree per facial region (left eye, right eye, mouth) on the
 32x32 patches of TRAIN videos only (at most saab.fit_max_images frames, sampled with the seed),
 saves the fitted trees to models/saab/<region>.{npz,json}, then transforms every frame of every
-split, face shard by face shard, into data/saab/shard-NNN.h5 (fields <region>_hop<h>).
+split, face shard by face shard, into data/saab/shard-N.h5 (fields <region>_hop<h>).
 Only the `saab` params section (and the seed) affect this stage, so changing the classifier's
 params (models.defakehop) does not rerun it. Example:
 
@@ -26,6 +26,7 @@ from dfdetect.data.manifest import read_manifest  # noqa: E402
 from dfdetect.failures import Failures  # noqa: E402
 from dfdetect.parallel import imap  # noqa: E402
 from dfdetect.saab import features as F  # noqa: E402
+from dfdetect.store import shard_files  # noqa: E402
 
 
 def _transform(shard: Path, out_dir: Path, model_dir: Path, regions, params, batch_frames, compression):
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("shard-*.h5"):
         stale.unlink()
-    shards = sorted(Path(args.faces).glob("shard-*.h5"))
+    shards = shard_files(args.faces)
     fn = partial(_transform, out_dir=out_dir, model_dir=Path(args.models), regions=regions,
                  params=cfg, batch_frames=int(cfg.get("batch_frames", 2048)),
                  compression=cfg.get("compression", "none"))

@@ -1,10 +1,10 @@
-"""Sample frames of every video of one manifest shard into data/frames/shard-00N.h5.
+"""Sample frames of every video of one manifest shard into data/frames/shard-N.h5.
 
-Reads data/manifest/shard-00N.csv, picks exact frame indices per video (strategy uniform |
+Reads data/manifest/shard-N.csv, picks exact frame indices per video (strategy uniform |
 every_k | fps | all, spread over the whole video), decodes only what those frames need (seeks
 only where a keyframe lies between wanted frames) and writes RGB uint8 frames, one compressed
 HDF5 chunk per frame, with video attrs fps/width/height/n_frames. Videos that are missing,
-corrupt, truncated or have zero frames go to data/failures/sample_frames/shard-00N.csv; the
+corrupt, truncated or have zero frames go to data/failures/sample_frames/shard-N.csv; the
 stage finishes the rest. Executor settings come from the params `executor` section.
 """
 
@@ -27,7 +27,7 @@ EXECUTOR_KEYS = ("backend", "workers", "address")
 def main(argv: list[str] | None = None) -> int:
     common.setup()
     cli = StageCLI("sample_frames", __doc__, sections=["sample_frames", "executor"])
-    cli.add("--shard", type=int, required=True, help="shard number N (data/manifest/shard-00N.csv)")
+    cli.add("--shard", type=int, required=True, help="shard number N (data/manifest/shard-N.csv)")
     cli.add("--manifest-dir", default=str(common.MANIFEST_SHARDS), help="per-shard manifests")
     cli.add("--out-dir", default=str(common.FRAMES), help="frame shards")
     cli.add("--failures-dir", default=str(common.FAILURES / "sample_frames"), help="failure tables")

@@ -27,7 +27,7 @@ def test_failures_table(tmp_path):
     f.add_error("b.mp4", ItemError("truncated video", path="/d/b.mp4", frame_index=4))
     f.add_error("a.mp4", ValueError("bad"), path="/d/a.mp4")
     f.add("c.mp4", "no face found", frame_index=2, warn=False)
-    path = tmp_path / "failures" / "shard-000.csv"
+    path = tmp_path / "failures" / "shard-0.csv"
     f.write(path)
     df = read_failures([path, tmp_path / "missing.csv"])
     assert list(df["video_id"]) == ["a.mp4", "b.mp4", "c.mp4"]

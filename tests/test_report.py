@@ -50,7 +50,7 @@ def run_dir(tmp_path):
         f.add(f"v{shard}.mp4", "no face found", frame_index=3, warn=False)
         f.add(f"v{shard}.mp4", "no face found", frame_index=5, warn=False)
         f.write(fails / "align_faces" / f"shard-00{shard}.csv")
-    Failures("sample_frames").write(fails / "sample_frames" / "shard-000.csv")  # header only
+    Failures("sample_frames").write(fails / "sample_frames" / "shard-0.csv")  # header only
     return tmp_path
 
 

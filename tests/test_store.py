@@ -25,7 +25,7 @@ def _videos(rng):
 
 def test_round_trip_and_index(tmp_path):
     vids = _videos(np.random.default_rng(0))
-    path = tmp_path / "shard-000.h5"
+    path = tmp_path / "shard-0.h5"
     _write(path, vids)
     r = ShardReader(path)
     assert sorted(r.videos()) == sorted(vids)
@@ -42,7 +42,7 @@ def test_round_trip_and_index(tmp_path):
 
 
 def test_one_chunk_per_item(tmp_path):
-    path = tmp_path / "shard-000.h5"
+    path = tmp_path / "shard-0.h5"
     _write(path, _videos(np.random.default_rng(0)))
     with h5py.File(path) as f:
         ds = f["videos"]["ffpp%2Fc23%2F000.mp4"]["face"]
@@ -53,14 +53,14 @@ def test_one_chunk_per_item(tmp_path):
 def test_byte_identical_rewrites(tmp_path):
     digests = []
     for i in range(2):
-        path = tmp_path / f"run{i}" / "shard-000.h5"
+        path = tmp_path / f"run{i}" / "shard-0.h5"
         _write(path, _videos(np.random.default_rng(0)))
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
 
 def test_interrupted_write_leaves_nothing(tmp_path):
-    path = tmp_path / "shard-000.h5"
+    path = tmp_path / "shard-0.h5"
     with pytest.raises(RuntimeError):
         with ShardWriter(path) as w:
             w.add_video("a.mp4", [0], face=np.zeros((1, 4, 4, 3), np.uint8))
@@ -94,9 +94,9 @@ def test_fast_codec(tmp_path):
     kw = compression_kwargs({"codec": "blosc-lz4", "level": 5, "shuffle": True})
     assert "compression" in kw
     x = np.random.default_rng(0).standard_normal((2, 31, 8, 8)).astype(np.float16)
-    with ShardWriter(tmp_path / "shard-000.h5", compression={"hsi": {"codec": "blosc-lz4"}}) as w:
+    with ShardWriter(tmp_path / "shard-0.h5", compression={"hsi": {"codec": "blosc-lz4"}}) as w:
         w.add_video("v", [0, 1], hsi=x)
-    np.testing.assert_array_equal(ShardReader(tmp_path / "shard-000.h5").read("v", "hsi"), x)
+    np.testing.assert_array_equal(ShardReader(tmp_path / "shard-0.h5").read("v", "hsi"), x)
 
 
 def test_shard_of_is_stable():
@@ -125,7 +125,7 @@ def test_chunks_encoded_in_workers_give_the_same_file(tmp_path, spec, dtype):
     x = (rng.random((3, 8, 8, 3)) * 200).astype(dtype)
     paths = []
     for mode in ("writer", "encoded"):
-        path = tmp_path / mode / "shard-000.h5"
+        path = tmp_path / mode / "shard-0.h5"
         data = x if mode == "writer" else encode_items(x, spec)
         if mode == "encoded":
             assert isinstance(data, Encoded)

@@ -2,7 +2,7 @@
 
 A failure never stops a stage: the item is recorded with a reason a person can act on
 (``"corrupt video: cannot decode frame 0"``), the stage goes on with the rest, and the table is
-written atomically next to the stage's outputs (``data/failures/<stage>[-shard-NNN].csv``).
+written atomically next to the stage's outputs (``data/failures/<stage>[-shard-N].csv``).
 """
 
 from __future__ import annotations

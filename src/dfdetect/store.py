@@ -119,8 +119,26 @@ def shard_of(video_id: str, num_shards: int) -> int:
     return zlib.crc32(video_id.encode("utf-8")) % int(num_shards)
 
 
-def shard_name(shard: int) -> str:
-    return f"shard-{int(shard):03d}"
+def shard_name(shard: int | str) -> str:
+    """The one definition of a shard's file stem: ``shard-<N>``, N as a plain decimal number.
+
+    dvc.yaml writes the same name as ``shard-${item}`` (DVC cannot zero-pad), so the two
+    agree for any number of shards; ``tests/test_dag.py`` checks that they do.
+    """
+    return f"shard-{int(shard)}"
+
+
+def shard_number(path: str | Path) -> int:
+    """N of a ``shard-<N>.<suffix>`` path (inverse of :func:`shard_name`)."""
+    stem = Path(path).name.split(".", 1)[0]
+    if not stem.startswith("shard-") or not stem[6:].isdigit():
+        raise ValueError(f"{path}: not a shard file name (expected shard-<N>.<suffix>)")
+    return int(stem[6:])
+
+
+def shard_files(directory: str | Path, suffix: str = ".h5") -> list[Path]:
+    """Every ``shard-<N><suffix>`` file of ``directory``, in shard order."""
+    return sorted(Path(directory).glob(f"shard-*{suffix}"), key=shard_number)
 
 
 def shard_path(directory: str | Path, shard: int, suffix: str = ".h5") -> Path:
@@ -241,7 +259,7 @@ def _ensure_plugins() -> None:
 class ShardWriter:
     """Write one shard atomically.
 
-    >>> with ShardWriter("data/faces/shard-000.h5", stage="align_faces", params=cfg) as w:
+    >>> with ShardWriter("data/faces/shard-0.h5", stage="align_faces", params=cfg) as w:
     ...     w.add_video("ffpp/c23/000.mp4", frame_indices, face=faces, box=boxes)
 
     ``compression`` maps field names to codec specs (see :func:`compression_kwargs`); fields not
@@ -444,7 +462,7 @@ class Store:
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        paths = sorted(self.directory.glob("shard-*.h5"))
+        paths = shard_files(self.directory)
         if not paths:
             raise FileNotFoundError(f"{self.directory}: no shard-*.h5 files")
         self.shards = [ShardReader(p) for p in paths]

@@ -100,7 +100,7 @@ def test_extract_shard_audio_and_video_rows(files, tmp_path):
     am, vm = tmp_path / "am.csv", tmp_path / "vm.csv"
     audio.to_csv(am, index=False)
     video.to_csv(vm, index=False)
-    out, fail = tmp_path / "shard-000.h5", tmp_path / "fail.csv"
+    out, fail = tmp_path / "shard-0.h5", tmp_path / "fail.csv"
     extract_shard(am, vm, out, fail, {"min_rms": 1e-4}, executor="serial", progress=False)
     with ShardReader(out) as r:
         assert r.videos() == ["clip.mp4", "tone44k.wav"]

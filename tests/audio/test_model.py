@@ -111,7 +111,7 @@ def test_train_audio_model_from_store(tmp_path):
     rows = [{"video_id": f"u{i:02d}.wav", "label": "fake" if y[i] else "real", "split": split[i],
              "identity": f"s{i % 3}", "method": "tts" if y[i] else ""} for i in range(24)]
     (tmp_path / "audio").mkdir()
-    with ShardWriter(tmp_path / "audio" / "shard-000.h5", stage="test") as w:
+    with ShardWriter(tmp_path / "audio" / "shard-0.h5", stage="test") as w:
         for r, wave in zip(rows, waves):
             w.add_video(r["video_id"], [0], attrs={"sample_rate": 16000}, wave=wave[None])
     data = DetectorData(normalise(pd.DataFrame(rows)), sources={"audio": tmp_path / "audio"})

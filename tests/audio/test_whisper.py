@@ -93,7 +93,7 @@ def test_offline_default_transcribes_the_fox(engine, fox):
 
 def test_deterministic_and_store_jsonl(engine, fox, tmp_path, monkeypatch):
     audio = tmp_path / "audio"
-    with ShardWriter(audio / "shard-000.h5", stage="extract_audio") as w:
+    with ShardWriter(audio / "shard-0.h5", stage="extract_audio") as w:
         w.add_video("b/fox.wav", [0], attrs={"sample_rate": 16000}, wave=fox[None, :])
         w.add_video("a/silence.wav", [0], attrs={"sample_rate": 16000},
                     wave=np.zeros((1, 16000), np.float32))

@@ -182,8 +182,8 @@ def test_stage_outputs_are_deterministic(clips, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "failures by reason" in err and "label" in err
     files = sorted(str(p.relative_to(outs[0])) for p in outs[0].rglob("*") if p.is_file())
-    assert files == ["failures.csv", "manifest.csv", "manifest/shard-000.csv",
-                                       "manifest/shard-001.csv", "manifest/shard-002.csv"]
+    assert files == ["failures.csv", "manifest.csv", "manifest/shard-0.csv",
+                                       "manifest/shard-1.csv", "manifest/shard-2.csv"]
     for f in files:
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
     manifest = read_manifest(outs[0] / "manifest.csv")
@@ -241,4 +241,4 @@ def test_fewer_shards_remove_stale_shard_manifests(clips, tmp_path):
     df, _ = ingest("generic", root, probe=False, seed=0)
     write_shard_manifests(df, tmp_path / "m", 4)
     write_shard_manifests(df, tmp_path / "m", 2)
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["shard-000.csv", "shard-001.csv"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["shard-0.csv", "shard-1.csv"]

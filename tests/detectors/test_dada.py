@@ -106,7 +106,7 @@ def dada_setup(tmp_path_factory):
             waves[vid], texts[vid] = _wave(True, rng), TOPICS[other][i]
     manifest = normalise(pd.DataFrame(rows))
     (root / "audio").mkdir()
-    with ShardWriter(root / "audio" / "shard-000.h5", stage="test") as w:
+    with ShardWriter(root / "audio" / "shard-0.h5", stage="test") as w:
         for vid, wave in sorted(waves.items()):
             w.add_video(vid, [0], attrs={"sample_rate": 16000}, wave=wave[None])
     missing = "fake/carol/5.wav"                       # one utterance without a transcript

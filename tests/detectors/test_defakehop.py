@@ -197,7 +197,7 @@ def _load_stage():
 def test_stage_writes_shards_models_and_failures(tmp_path):
     faces, manifest = build_faces(tmp_path, n_videos=10, shards=2)
     # a broken video: patches of the wrong size
-    with ShardWriter(faces / "shard-002.h5", stage="align_faces") as w:
+    with ShardWriter(faces / "shard-2.h5", stage="align_faces") as w:
         w.add_video("real/broken.mp4", [0], patches=np.zeros((1, 3, 16, 16, 3), np.uint8))
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
     params = {"seed": 3, "saab": dict(SAAB_CFG, regions=list(F.PATCH_REGIONS), batch_frames=16,
@@ -211,7 +211,7 @@ def test_stage_writes_shards_models_and_failures(tmp_path):
                      "--models", str(tmp_path / "msaab"), "--failures", str(tmp_path / "fail.csv")])
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / "saab").glob("shard-*.h5")) == [
-        "shard-000.h5", "shard-001.h5", "shard-002.h5"]
+        "shard-0.h5", "shard-1.h5", "shard-2.h5"]
     assert sorted(p.name for p in (tmp_path / "msaab").iterdir()) == sorted(
         f"{r}.{e}" for r in F.PATCH_REGIONS for e in ("json", "npz"))
     fails = pd.read_csv(tmp_path / "fail.csv")

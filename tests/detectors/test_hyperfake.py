@@ -26,7 +26,7 @@ def _write_hsi(root: Path) -> pd.DataFrame:
     """Eight videos x 3 faces of 31 x 16 x 16 cubes; fakes carry a bump in the red bands."""
     rng = np.random.default_rng(0)
     rows = []
-    with HSIWriter(root / "hsi" / "shard-000.h5", model_info={"variant": "flexi", "parameters": 1619625}) as w:
+    with HSIWriter(root / "hsi" / "shard-0.h5", model_info={"variant": "flexi", "parameters": 1619625}) as w:
         for i, (label, split) in enumerate(VIDEOS):
             vid = f"{label}/{split}-{i}.mp4"
             cubes = rng.uniform(0.1, 0.6, (3, 31, 16, 16)).astype(np.float32)

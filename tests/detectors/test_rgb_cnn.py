@@ -30,7 +30,7 @@ def _write_faces(root: Path) -> pd.DataFrame:
     """Six videos x 3 frames of 32x32 faces (fakes carry a bright square), one shard."""
     rng = np.random.default_rng(0)
     rows = []
-    with ShardWriter(root / "faces" / "shard-000.h5") as w:
+    with ShardWriter(root / "faces" / "shard-0.h5") as w:
         for i, (label, split) in enumerate(VIDEOS):
             vid = f"{label}/{split}-{i}.mp4"
             faces = rng.integers(0, 200, (3, 32, 32, 3), dtype=np.uint8)

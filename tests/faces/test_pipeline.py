@@ -88,7 +88,7 @@ def test_bad_frame_and_bad_config_raise_clear_errors(face_crop):
 
 
 def test_worker_reads_its_video_from_the_shard(tmp_path, face_crop, write_frames_shard):
-    path = tmp_path / "shard-000.h5"
+    path = tmp_path / "shard-0.h5"
     write_frames_shard(path, {"a/b.mp4": ([2, 4], [face_crop, face_crop[::-1].copy()])})
     out = align_video_task((str(path), "a/b.mp4", AlignConfig().to_dict()))
     assert out["frames"] == 2 and out["attrs"]["fps"] == 25.0

@@ -22,7 +22,7 @@ def sha(path) -> str:
 
 @pytest.fixture(scope="module")
 def frames_shard(tmp_path_factory, face_crop, tilted_face, write_frames_shard):
-    path = tmp_path_factory.mktemp("frames") / "shard-000.h5"
+    path = tmp_path_factory.mktemp("frames") / "shard-0.h5"
     blank = np.zeros_like(face_crop)
     write_frames_shard(path, {
         "people/face.mp4": ([0, 10], [face_crop, face_crop[:, ::-1].copy()]),
@@ -38,7 +38,7 @@ def frames_shard(tmp_path_factory, face_crop, tilted_face, write_frames_shard):
 
 
 def test_stage_outputs_failures_and_byte_identical_reruns(tmp_path, frames_shard):
-    out1, fail1 = tmp_path / "faces" / "shard-000.h5", tmp_path / "failures" / "shard-000.csv"
+    out1, fail1 = tmp_path / "faces" / "shard-0.h5", tmp_path / "failures" / "shard-0.csv"
     counts = run_align_faces(frames_shard, out1, fail1, PARAMS, executor="serial", progress=False)
     assert counts["videos"] == 3 and counts["frames"] == 7 and counts["faces"] == 4
     assert counts["by_detector"] == {"hog": 3, "mtcnn": 1} and counts["videos_without_face"] == 1
@@ -64,7 +64,7 @@ def test_stage_outputs_failures_and_byte_identical_reruns(tmp_path, frames_shard
     assert len(fails) == 4 and set(fails.stage) == {"align_faces"}
 
     # a rerun in parallel (2 worker processes) gives the same bytes
-    out2, fail2 = tmp_path / "faces2" / "shard-000.h5", tmp_path / "failures2" / "shard-000.csv"
+    out2, fail2 = tmp_path / "faces2" / "shard-0.h5", tmp_path / "failures2" / "shard-0.csv"
     run_align_faces(frames_shard, out2, fail2, PARAMS, executor="process", workers=2, progress=False)
     assert sha(out1) == sha(out2) and sha(fail1) == sha(fail2)
     assert not [p for p in out1.parent.iterdir() if p.name != out1.name]  # no temp files left
@@ -72,7 +72,7 @@ def test_stage_outputs_failures_and_byte_identical_reruns(tmp_path, frames_shard
 
 def test_broken_video_is_recorded_and_the_rest_written(tmp_path, frames_shard):
     broken = frames_shard.with_name("broken.h5")
-    out, fail = tmp_path / "shard-000.h5", tmp_path / "shard-000.csv"
+    out, fail = tmp_path / "shard-0.h5", tmp_path / "shard-0.csv"
     counts = run_align_faces(broken, out, fail, PARAMS, executor="serial", progress=False)
     assert counts["faces"] == 1
     fails = pd.read_csv(fail, keep_default_na=False)
@@ -87,7 +87,7 @@ def test_stage_cli_reads_params_and_overrides(tmp_path, frames_shard):
     import shutil
 
     (tmp_path / "data" / "frames").mkdir(parents=True)
-    shutil.copy(frames_shard, tmp_path / "data" / "frames" / "shard-000.h5")
+    shutil.copy(frames_shard, tmp_path / "data" / "frames" / "shard-0.h5")
     (tmp_path / "params.yaml").write_text(
         "executor: {backend: serial, workers: 1}\n"
         "align_faces: {detector: hog, fallback: mtcnn, detect_max_side: 640, upsample: 1,\n"
@@ -97,10 +97,10 @@ def test_stage_cli_reads_params_and_overrides(tmp_path, frames_shard):
     cmd = [sys.executable, str(REPO / "stages" / "align_faces.py"), "--shard", "0", "--face_size", "48",
            "--fallback", "''"]
     subprocess.run(cmd, cwd=tmp_path, check=True, env=env, capture_output=True)
-    r = ShardReader(tmp_path / "data" / "faces" / "shard-000.h5")
+    r = ShardReader(tmp_path / "data" / "faces" / "shard-0.h5")
     assert r.read("people/face.mp4", "face").shape[1:] == (48, 48, 3)
     assert r.attrs["params"]["fallback"] == "" and "workers" not in r.attrs["params"]
     assert r.attrs["params"]["compression"] == {"codec": "zstd", "level": 3}
     assert r.read("people/face.mp4", "face128").std() > 20  # zstd-compressed, read back through hdf5plugin
-    fails = pd.read_csv(tmp_path / "data" / "failures" / "align_faces" / "shard-000.csv", keep_default_na=False)
+    fails = pd.read_csv(tmp_path / "data" / "failures" / "align_faces" / "shard-0.csv", keep_default_na=False)
     assert (fails.reason == "no face found by hog").sum() == 4  # blank x2, mixed blank + tilted

@@ -28,7 +28,7 @@ def _cubes(n, size=16, seed=0):
 
 @pytest.mark.parametrize("codec", [None, {"codec": "gzip", "level": 4, "shuffle": True}, "none"])
 def test_round_trip_is_exact_fp16_and_one_chunk_per_face(tmp_path, codec):
-    path = tmp_path / "shard-000.h5"
+    path = tmp_path / "shard-0.h5"
     a, b = _cubes(3, seed=1), _cubes(2, seed=2)
     with cache.HSIWriter(path, params={"size": 16}, codec=codec, model_info={"variant": "smsa"}) as w:
         w.add("real/a.mp4", [0, 5, 9], a)
@@ -69,11 +69,11 @@ def _face_shard(path: Path, videos: dict[str, int], size: int = 20, seed: int = 
 
 
 def test_reconstruct_shard_batches_across_videos(tmp_path):
-    faces = tmp_path / "faces" / "shard-000.h5"
+    faces = tmp_path / "faces" / "shard-0.h5"
     _face_shard(faces, {"v/one.mp4": 3, "v/two.mp4": 1, "v/three.mp4": 2})
     torch.manual_seed(0)
     model = mst.build("smsa")
-    out = tmp_path / "hsi" / "shard-000.h5"
+    out = tmp_path / "hsi" / "shard-0.h5"
     summary = reconstruct_shard(faces, out, model, size=16, batch_size=4, progress=False)
     assert summary["faces"] == 6
     c = cache.HSICache(out.parent)
@@ -91,7 +91,7 @@ def test_reconstruct_shard_batches_across_videos(tmp_path):
 
 def test_hyperspectral_stage_cli(tmp_path):
     faces = tmp_path / "faces"
-    _face_shard(faces / "shard-001.h5", {"a.mp4": 2})
+    _face_shard(faces / "shard-1.h5", {"a.mp4": 2})
     models = tmp_path / "mst"
     mst.save_weights(mst.build("flexi"), models / "mst_flexi.pt")
     out = tmp_path / "hsi"

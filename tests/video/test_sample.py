@@ -75,7 +75,7 @@ def _manifest(tmp_path, videos) -> Path:
             ("fake/junk.mp4", "fake"), ("fake/missing.mp4", "fake")]
     df = pd.DataFrame({"video_id": [v for v, _ in rows], "label": [lab for _, lab in rows],
                        "path": [str(root / v) for v, _ in rows]})
-    path = tmp_path / "manifest" / "shard-000.csv"
+    path = tmp_path / "manifest" / "shard-0.csv"
     path.parent.mkdir()
     df.to_csv(path, index=False)
     return path
@@ -83,7 +83,7 @@ def _manifest(tmp_path, videos) -> Path:
 
 def test_sample_shard_end_to_end(tmp_path, videos, frame_number):
     manifest = _manifest(tmp_path, videos)
-    out, fail = tmp_path / "frames" / "shard-000.h5", tmp_path / "failures" / "shard-000.csv"
+    out, fail = tmp_path / "frames" / "shard-0.h5", tmp_path / "failures" / "shard-0.csv"
     sample_shard(manifest, out, fail, PARAMS, executor="serial", progress=False)
     with ShardReader(out) as r:
         assert sorted(r.videos()) == ["fake/a.mp4", "fake/cut.mp4", "real/a.mp4"]
@@ -106,7 +106,7 @@ def test_sample_shard_end_to_end(tmp_path, videos, frame_number):
     assert set(failures.stage) == {"sample_frames"}
 
     # rerun (and another executor) -> byte-identical outputs
-    out2, fail2 = tmp_path / "again" / "shard-000.h5", tmp_path / "again" / "fail.csv"
+    out2, fail2 = tmp_path / "again" / "shard-0.h5", tmp_path / "again" / "fail.csv"
     sample_shard(manifest, out2, fail2, PARAMS, executor="process", workers=2, progress=False)
     assert out.read_bytes() == out2.read_bytes()
     assert fail.read_bytes() == fail2.read_bytes()
@@ -147,11 +147,11 @@ def test_stage_main(tmp_path, videos, monkeypatch):
     rc = mod.main(["--shard", "0", "--manifest-dir", str(manifest.parent), "--num_frames", "4",
                    "--strategy", "uniform"])
     assert rc == 0
-    with ShardReader(tmp_path / "data" / "frames" / "shard-000.h5") as r:
+    with ShardReader(tmp_path / "data" / "frames" / "shard-0.h5") as r:
         assert r.frame_indices("real/a.mp4").tolist() == [0, 20, 39, 59]
         stored = r.attrs["params"]
         assert stored["num_frames"] == 4 and not {"backend", "workers", "address"} & set(stored)
-    fails = pd.read_csv(tmp_path / "data" / "failures" / "sample_frames" / "shard-000.csv")
+    fails = pd.read_csv(tmp_path / "data" / "failures" / "sample_frames" / "shard-0.csv")
     assert set(fails.video_id) >= {"fake/missing.mp4", "fake/junk.mp4"}
 
 

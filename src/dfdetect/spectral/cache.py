@@ -1,6 +1,6 @@
 """The hyperspectral cache: MST++ cubes of every aligned face, in sharded HDF5.
 
-One shard per face shard (``data/hsi/shard-00N.h5``, the :mod:`dfdetect.store` layout):
+One shard per face shard (``data/hsi/shard-N.h5``, the :mod:`dfdetect.store` layout):
 
 - ``/videos/<video>/hsi``: float16 ``(n, 31, H, W)``, chunked one face per chunk, compressed
   losslessly (the float16 values round-trip bit for bit) with the codec in :data:`DEFAULT_CODEC`,
