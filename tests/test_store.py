@@ -204,6 +204,8 @@ def test_rerun_removes_only_stale_temporaries_of_its_output(tmp_path, kind):
             p.write_bytes(b"partial")
         stale_old.mkdir()
         (stale_old / "model").mkdir()
+        stale_work = tmp_path / f".model.{dead}-ghi012.work.tmp"    # a helper's tagged temp_dir
+        stale_work.mkdir()
         if kind == "file":
             with atomic_path(out) as tmp:
                 assert tmp.name.startswith(f".model.{os.getpid()}-") and tmp.name.endswith(".tmp")

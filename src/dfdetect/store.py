@@ -39,8 +39,8 @@ log = logging.getLogger("dfdetect")
 # ----------------------------------------------------------------------------- atomic files
 # Temporaries: an output ``<dir>/<name>`` is written as ``<dir>/.<name>.<pid>-<token>.tmp`` (a
 # file for atomic_path, a folder for atomic_dir; atomic_dir's previous output waits for deletion
-# as ``.<name>.<pid>-<token>.old.tmp``), where <pid> is the writing process and <token> the
-# random part of tempfile's name. The pid is the ownership record: a temporary whose pid no
+# as ``.<name>.<pid>-<token>.old.tmp``; other helpers add their own ``.<tag>`` the same way, see
+# temp_dir), where <pid> is the writing process and <token> the random part of tempfile's name. The pid is the ownership record: a temporary whose pid no
 # longer runs on this machine belongs to a dead writer (kill -9, power loss) and is stale. Each
 # atomic_path/atomic_dir removes the stale temporaries of ITS OWN output (same <name>) before
 # writing; it never touches those of a live process (including its own) or of other outputs.
@@ -54,7 +54,17 @@ def _tmp_prefix(path: Path) -> str:
 
 
 def _tmp_pattern(name: str) -> "re.Pattern[str]":
-    return re.compile(rf"^\.{re.escape(name)}\.(\d+)-[A-Za-z0-9_]+(?:\.old)?{re.escape(TMP_SUFFIX)}$")
+    return re.compile(rf"^\.{re.escape(name)}\.(\d+)-[A-Za-z0-9_]+(?:\.[a-z]+)?{re.escape(TMP_SUFFIX)}$")
+
+
+def temp_dir(path: str | Path, tag: str = "") -> Path:
+    """A new empty folder beside output ``path``, named as a temporary of it owned by this
+    process (``.<name>.<pid>-<token>[.<tag>].tmp``), for writers with their own replace logic."""
+    path = Path(path)
+    if tag and not re.fullmatch(r"[a-z]+", tag):
+        raise ValueError(f"temporary tag must be lowercase letters, got {tag!r}")
+    suffix = (f".{tag}" if tag else "") + TMP_SUFFIX
+    return Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=suffix, dir=path.parent))
 
 
 def pid_alive(pid: int) -> bool:
@@ -141,7 +151,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=TMP_SUFFIX, dir=path.parent))
+    tmp = temp_dir(path)
     try:
         yield tmp
     except BaseException:
@@ -149,8 +159,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
     old = None
     if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".old" + TMP_SUFFIX,
-                                    dir=path.parent))
+        old = temp_dir(path, "old")
         os.replace(path, old / path.name)
     os.replace(tmp, path)
     if old is not None:
