@@ -74,13 +74,18 @@ def _watch_parent(parent: int, interval: float) -> None:
     os._exit(1)   # orphaned: the parent is gone, nobody reads our results
 
 
-def _worker_init(parent: int, interval: float = _WATCHDOG_INTERVAL) -> None:
+def _worker_init(parent: int, death_signal: bool = True,
+                 interval: float = _WATCHDOG_INTERVAL) -> None:
     """Initializer of every process-executor worker: die with ``parent`` (the imap process).
 
     ``parent`` is passed in rather than read here: if the parent already died, this worker's
-    ``getppid()`` is its new reaper and the check below catches it.
+    ``getppid()`` is its new reaper and the check below catches it. ``death_signal`` is False
+    when imap runs outside the main thread: Linux sends the parent-death signal when the
+    spawning *thread* ends, which must not kill the workers of a reused executor; the
+    watchdog alone then covers a dead parent.
     """
-    _set_parent_death_signal()
+    if death_signal:
+        _set_parent_death_signal()
     if os.getppid() != parent:
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent, interval), daemon=True,
@@ -153,7 +158,8 @@ def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "proces
             backend = "loky" if executor == "process" else executor
             if backend not in ("loky", "threading", "multiprocessing"):
                 _connect(backend, address)
-            extra = ({"initializer": _worker_init, "initargs": (os.getpid(),)}
+            main = threading.current_thread() is threading.main_thread()
+            extra = ({"initializer": _worker_init, "initargs": (os.getpid(), main)}
                      if backend == "loky" else {})
             results = Parallel(n_jobs=workers, backend=backend, return_as="generator",
                                batch_size=1, pre_dispatch="2*n_jobs", **extra)(
