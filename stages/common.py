@@ -48,7 +48,14 @@ MANIFESTS = {"video": MANIFEST, "audio": AUDIO_MANIFEST}
 
 
 def setup() -> None:
-    """Logging and thread settings shared by every stage."""
+    """Logging, thread settings and signal handling shared by every stage.
+
+    SIGTERM is handled like Ctrl-C, so a terminated stage stops its workers and removes its
+    temporary outputs (:func:`dfdetect.parallel.sigterm_as_interrupt`).
+    """
+    from dfdetect.parallel import sigterm_as_interrupt  # noqa: PLC0415
+
+    sigterm_as_interrupt()
     logging.basicConfig(level=os.environ.get("DFDETECT_LOGLEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -35,11 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--failures", default=str(common.FAILURES / "ingest.csv"), help="failures table CSV")
     cfg, args = cli.parse(argv)
     options = {k: cfg[k] for k in LAYOUT_KEYS if k in cfg and cfg[k] is not None}
+    if "csv" in cfg:   # csv '' (read back as null) = label by real/ + fake/; a name must exist
+        options["csv"] = str(cfg["csv"]) if cfg["csv"] else ""
     try:
         df, failures = ingest(cfg.get("layout", "generic"), cfg.get("root", "data/demo"),
                               probe=bool(cfg.get("probe", True)), seed=int(cfg.get("seed", 0)),
                               split_fractions=cfg.get("split_fractions", (0.6, 0.2, 0.2)),
                               executor=cfg.get("backend", "process"), workers=cfg.get("workers"),
+                              follow_external_symlinks=cfg.get("follow_external_symlinks", False),
                               **options)
     except ValueError as err:   # LayoutError (wrong root, unknown layout) or a bad param value
         print(f"ingest: {err}", file=sys.stderr)

@@ -24,7 +24,6 @@ import common  # noqa: E402
 
 from dfdetect.audio.ingest import ingest_audio, summary  # noqa: E402
 from dfdetect.config import StageCLI, num_shards  # noqa: E402
-from dfdetect.data.layouts import LayoutError  # noqa: E402
 from dfdetect.data.manifest import write_manifest, write_shard_manifests  # noqa: E402
 
 LAYOUT_KEYS = ("csv", "partitions", "phases", "keys", "languages", "mailabs")
@@ -38,14 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--failures", default=str(common.FAILURES / "ingest_audio.csv"), help="failures CSV")
     cfg, args = cli.parse(argv)
     options = {k: cfg[k] for k in LAYOUT_KEYS if k in cfg and cfg[k] not in (None, "")}
+    if "csv" in cfg:   # csv '' (read back as null) = label by real/ + fake/; a name must exist
+        options["csv"] = str(cfg["csv"]) if cfg["csv"] else ""
     executor = cfg.get("executor") or {}
     try:
         df, failures = ingest_audio(cfg.get("layout", "demo_audio"), cfg.get("root", "data/demo_audio"),
                                     probe=bool(cfg.get("probe", True)), seed=int(cfg.get("seed", 0)),
                                     split_fractions=cfg.get("split_fractions", (0.6, 0.2, 0.2)),
                                     executor=executor.get("backend", "process"),
-                                    workers=executor.get("workers"), **options)
-    except LayoutError as err:
+                                    workers=executor.get("workers"),
+                                    follow_external_symlinks=cfg.get("follow_external_symlinks", False),
+                                    **options)
+    except ValueError as err:   # LayoutError (wrong root, missing CSV) or a bad param value
         print(f"ingest_audio: {err}", file=sys.stderr)
         return 2
     shards = num_shards(cfg)

@@ -1,3 +1,4 @@
+import os
 import hashlib
 
 import h5py
@@ -172,3 +173,59 @@ def test_torch_checkpoints_do_not_depend_on_their_file_name(tmp_path):
     assert (tmp_path / "one.pt").read_bytes() == (tmp_path / "sub" / "two.pt").read_bytes()
     back = torch.load(tmp_path / "one.pt", weights_only=True)
     assert torch.equal(back["state_dict"]["w"], obj["state_dict"]["w"])
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)   # exited and reaped: no such process any more
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_rerun_removes_only_stale_temporaries_of_its_output(tmp_path, kind):
+    import subprocess
+    import sys
+
+    from dfdetect.store import atomic_dir
+
+    dead = _dead_pid()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out = tmp_path / "model"
+        stale = tmp_path / f".model.{dead}-abc123.tmp"
+        stale_old = tmp_path / f".model.{dead}-def456.old.tmp"
+        busy = tmp_path / f".model.{live.pid}-xyz789.tmp"
+        other = tmp_path / f".model2.{dead}-abc123.tmp"          # another output's temporary
+        legacy = tmp_path / ".model.k3j4h5.tmp"                   # no pid: owner unknown, kept
+        for p in (stale, busy, other, legacy):
+            p.write_bytes(b"partial")
+        stale_old.mkdir()
+        (stale_old / "model").mkdir()
+        stale_work = tmp_path / f".model.{dead}-ghi012.work.tmp"    # a helper's tagged temp_dir
+        stale_work.mkdir()
+        if kind == "file":
+            with atomic_path(out) as tmp:
+                assert tmp.name.startswith(f".model.{os.getpid()}-") and tmp.name.endswith(".tmp")
+                tmp.write_text("done")
+        else:
+            with atomic_dir(out) as tmp:
+                assert tmp.name.startswith(f".model.{os.getpid()}-")
+                (tmp / "weights.npz").write_text("done")
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == sorted([out.name, busy.name, other.name, legacy.name]), left
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_atomic_dir_replacing_leaves_no_temporaries(tmp_path):
+    from dfdetect.store import atomic_dir, temporaries
+
+    for text in ("one", "two"):
+        with atomic_dir(tmp_path / "m") as tmp:
+            (tmp / "w.txt").write_text(text)
+    assert (tmp_path / "m" / "w.txt").read_text() == "two"
+    assert temporaries(tmp_path / "m") == [] and sorted(p.name for p in tmp_path.iterdir()) == ["m"]

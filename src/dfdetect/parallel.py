@@ -12,11 +12,26 @@ Results stream back in order (``return_as="generator"``), so the caller writes e
 shard as it arrives and memory stays flat as the dataset grows. Worker functions must return
 plain data (arrays, dicts); exceptions they raise are returned, not raised, so a bad video
 never stops the others.
+
+Worker lifetime (``process`` backend): workers die with the process that started them. Each
+loky worker runs :func:`_worker_init` first, which asks the kernel for SIGKILL when its parent
+dies (``prctl(PR_SET_PDEATHSIG)``, Linux; immediate even while the worker is busy in C code)
+and starts a daemon thread that exits the worker when ``os.getppid()`` is no longer the pid it
+started under (every other platform, and a parent that died before the prctl call). So a
+``kill -9`` of a stage leaves no worker behind. A SIGTERM of the stage is handled like Ctrl-C
+(:func:`sigterm_as_interrupt`, installed by :func:`imap` and by every stage): the
+``KeyboardInterrupt`` stops the executor (joblib terminates its workers) and unwinds the
+``atomic_path`` blocks, so temporary files are removed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import signal
+import sys
+import threading
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from tqdm.auto import tqdm
@@ -34,6 +49,69 @@ def _guarded(fn: Callable, item: Any):
         return fn(item)
     except Exception as err:  # noqa: BLE001  (recorded by the caller)
         return _Failed(err)
+
+
+PR_SET_PDEATHSIG = 1          # <linux/prctl.h>
+_WATCHDOG_INTERVAL = 0.5      # seconds between two parent checks of a worker
+
+
+def _set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies; False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int, interval: float) -> None:
+    import time  # noqa: PLC0415
+
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)   # orphaned: the parent is gone, nobody reads our results
+
+
+def _worker_init(parent: int, death_signal: bool = True,
+                 interval: float = _WATCHDOG_INTERVAL) -> None:
+    """Initializer of every process-executor worker: die with ``parent`` (the imap process).
+
+    ``parent`` is passed in rather than read here: if the parent already died, this worker's
+    ``getppid()`` is its new reaper and the check below catches it. ``death_signal`` is False
+    when imap runs outside the main thread: Linux sends the parent-death signal when the
+    spawning *thread* ends, which must not kill the workers of a reused executor; the
+    watchdog alone then covers a dead parent.
+    """
+    if death_signal:
+        _set_parent_death_signal()
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent, interval), daemon=True,
+                     name="dfdetect-parent-watchdog").start()
+
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def sigterm_as_interrupt() -> bool:
+    """Handle SIGTERM like Ctrl-C (``KeyboardInterrupt``) in this process, so ``finally`` blocks
+    and the executor's shutdown run: workers are stopped and temporary outputs removed.
+
+    Only from the main thread and only when SIGTERM still has its default action (a handler
+    the application installed is kept). Returns whether SIGTERM now raises KeyboardInterrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _raise_interrupt:
+        return True
+    if current is not signal.SIG_DFL:
+        return False
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    return True
 
 
 def default_workers() -> int:
@@ -67,6 +145,7 @@ def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "proces
     ``ray://host:10001`` for Ray) when ``executor`` names one.
     """
     items = list(items)
+    sigterm_as_interrupt()
     workers = default_workers() if not workers else int(workers)
     bar = tqdm(total=len(items), desc=desc, unit="video", disable=not progress or not items,
                dynamic_ncols=True, mininterval=0.5)
@@ -79,8 +158,11 @@ def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "proces
             backend = "loky" if executor == "process" else executor
             if backend not in ("loky", "threading", "multiprocessing"):
                 _connect(backend, address)
+            main = threading.current_thread() is threading.main_thread()
+            extra = ({"initializer": _worker_init, "initargs": (os.getpid(), main)}
+                     if backend == "loky" else {})
             results = Parallel(n_jobs=workers, backend=backend, return_as="generator",
-                               batch_size=1, pre_dispatch="2*n_jobs")(
+                               batch_size=1, pre_dispatch="2*n_jobs", **extra)(
                 delayed(_guarded)(fn, it) for it in items)
         for item, res in zip(items, results):
             bar.update(1)

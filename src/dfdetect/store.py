@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
+import re
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -31,15 +33,101 @@ import h5py
 import numpy as np
 
 FORMAT = "dfdetect-shard/1"
+log = logging.getLogger("dfdetect")
 
 
 # ----------------------------------------------------------------------------- atomic files
+# Temporaries: an output ``<dir>/<name>`` is written as ``<dir>/.<name>.<pid>-<token>.tmp`` (a
+# file for atomic_path, a folder for atomic_dir; atomic_dir's previous output waits for deletion
+# as ``.<name>.<pid>-<token>.old.tmp``; other helpers add their own ``.<tag>`` the same way, see
+# temp_dir), where <pid> is the writing process and <token> the random part of tempfile's name. The pid is the ownership record: a temporary whose pid no
+# longer runs on this machine belongs to a dead writer (kill -9, power loss) and is stale. Each
+# atomic_path/atomic_dir removes the stale temporaries of ITS OWN output (same <name>) before
+# writing; it never touches those of a live process (including its own) or of other outputs.
+# A reused pid only keeps a stale temporary longer (it goes on a later rerun). Temporaries are
+# per machine: the outputs' folder must not be written by two hosts at once.
+TMP_SUFFIX = ".tmp"
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
+def _tmp_pattern(name: str) -> "re.Pattern[str]":
+    return re.compile(rf"^\.{re.escape(name)}\.(\d+)-[A-Za-z0-9_]+(?:\.[a-z]+)?{re.escape(TMP_SUFFIX)}$")
+
+
+def temp_dir(path: str | Path, tag: str = "") -> Path:
+    """A new empty folder beside output ``path``, named as a temporary of it owned by this
+    process (``.<name>.<pid>-<token>[.<tag>].tmp``), for writers with their own replace logic."""
+    path = Path(path)
+    if tag and not re.fullmatch(r"[a-z]+", tag):
+        raise ValueError(f"temporary tag must be lowercase letters, got {tag!r}")
+    suffix = (f".{tag}" if tag else "") + TMP_SUFFIX
+    return Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=suffix, dir=path.parent))
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running on this machine (a zombie counts as running)?"""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # exists, owned by someone else
+        return True
+    return True
+
+
+def temporaries(path: str | Path) -> list[tuple[Path, int]]:
+    """Every temporary of output ``path`` beside it, as ``(temp path, writer pid)``, sorted."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = _tmp_pattern(path.name)
+    out = []
+    for entry in path.parent.iterdir():
+        m = pattern.match(entry.name)
+        if m:
+            out.append((entry, int(m.group(1))))
+    return sorted(out)
+
+
+def stale_temporaries(path: str | Path) -> list[Path]:
+    """Temporaries of output ``path`` whose writer process is dead."""
+    me = os.getpid()
+    return [tmp for tmp, pid in temporaries(path) if pid != me and not pid_alive(pid)]
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporaries of ``path`` left by dead writers; returns what was removed."""
+    import shutil  # noqa: PLC0415
+
+    removed = []
+    for tmp in stale_temporaries(path):
+        try:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+        except FileNotFoundError:   # another rerun got there first
+            continue
+        removed.append(tmp)
+        log.info("removed stale temporary %s (its writer is gone)", tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success only."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success only.
+
+    Stale temporaries of ``path`` (dead writers) are removed first; see the note above.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -54,12 +142,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory next to ``path``; on success it replaces ``path`` whole
-    (an older directory there is moved aside first, then deleted), on failure it is removed."""
+    (an older directory there is moved aside first, then deleted), on failure it is removed.
+
+    Stale temporaries of ``path`` (dead writers) are removed first; see the note above.
+    """
     import shutil  # noqa: PLC0415
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = temp_dir(path)
     try:
         yield tmp
     except BaseException:
@@ -67,7 +159,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
     old = None
     if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+        old = temp_dir(path, "old")
         os.replace(path, old / path.name)
     os.replace(tmp, path)
     if old is not None:

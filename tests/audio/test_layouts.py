@@ -170,7 +170,7 @@ def test_generic_folders(tmp_path):
     tone(tmp_path / "real" / "carol" / "1.wav")
     tone(tmp_path / "fake" / "carol" / "2.flac".replace(".flac", ".wav"))
     (tmp_path / "fake" / "notes.txt").write_text("ignored")
-    df = get_layout("generic")(tmp_path, Failures("x"))
+    df = get_layout("generic")(tmp_path, Failures("x"), csv="")
     assert list(df["video_id"]) == ["real/carol/1.wav", "fake/carol/2.wav"]
     assert list(df["identity"]) == ["carol", "carol"]
     with pytest.raises(LayoutError):
@@ -187,3 +187,34 @@ def test_ingest_probe_records_corrupt_and_keeps_text(tmp_path):
     assert failures.frame()["video_id"].tolist() == ["bad.wav"]
     assert "corrupt audio" in failures.frame()["reason"].iloc[0]
     assert set(LAYOUTS) == {"asvspoof2019", "asvspoof2021", "itw", "mlaad", "generic", "demo_audio"}
+
+
+def test_generic_named_csv_must_exist_and_symlinks_out_of_the_root(tmp_path):
+    import os
+
+    root, outside = tmp_path / "ds", tmp_path / "outside"
+    touch(root / "real" / "ann" / "1.wav")
+    touch(root / "fake" / "ann" / "2.wav")
+    touch(outside / "x.wav")
+    touch(outside / "dir" / "y.wav")
+    (root / "real" / "ext.wav").symlink_to(outside / "x.wav")
+    (root / "fake" / "passwd.wav").symlink_to("/etc/passwd")
+    (root / "fake" / "extdir").symlink_to(outside / "dir", target_is_directory=True)
+    (root / "fake" / "alias.wav").symlink_to("ann/2.wav")
+    with pytest.raises(LayoutError, match=r"ds/labels.csv: labels CSV not found"):
+        ingest_audio("generic", root, probe=False)          # no silent fallback to folders
+    why = "symlink points outside the dataset root: "
+    real_out = Path(os.path.realpath(outside))
+    df, fails = ingest_audio("generic", root, csv="", probe=False)
+    assert sorted(df["video_id"]) == ["fake/alias.wav", "fake/ann/2.wav", "real/ann/1.wav"]
+    assert dict(zip(fails.frame()["video_id"], fails.frame()["reason"])) == {
+        "real/ext.wav": f"{why}{real_out / 'x.wav'}", "fake/passwd.wav": f"{why}/etc/passwd",
+        "fake/extdir": f"{why}{real_out / 'dir'}"}
+    (root / "labels.csv").write_text("path,label\nreal/ann/1.wav,real\nfake/ann/2.wav,fake\n"
+                                     "fake/alias.wav,fake\nreal/ext.wav,real\nfake/passwd.wav,fake\n"
+                                     "fake/extdir/y.wav,fake\n")
+    csv_df, csv_fails = ingest_audio("generic", root, probe=False)
+    assert sorted(csv_df["video_id"]) == sorted(df["video_id"])   # CSV and folders agree
+    assert sorted(csv_fails.frame()["video_id"]) == ["fake/extdir/y.wav", "fake/passwd.wav", "real/ext.wav"]
+    followed, none = ingest_audio("generic", root, csv="", probe=False, follow_external_symlinks=True)
+    assert len(none) == 0 and {"real/ext.wav", "fake/extdir/y.wav"} <= set(followed["video_id"])

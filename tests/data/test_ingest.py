@@ -109,7 +109,7 @@ def test_probe_falls_back_to_ffprobe_without_pyav(clips, tmp_path, monkeypatch):
 
 def test_ingest_probes_and_records_bad_files(clips, tmp_path):
     root = make_dataset(tmp_path / "ds", clips)
-    df, fails = ingest("generic", root, probe=True, seed=0, executor="serial",
+    df, fails = ingest("generic", root, csv="", probe=True, seed=0, executor="serial",
                        split_fractions=(0.5, 0.25, 0.25), progress=False)
     bad = {"real/corrupt.mp4", "fake/empty.mp4", "fake/truncated.mp4"}
     if "zero" in clips:
@@ -138,15 +138,15 @@ def test_ingest_probes_and_records_bad_files(clips, tmp_path):
 
 def test_ingest_without_probe_keeps_unreadable(clips, tmp_path):
     root = make_dataset(tmp_path / "ds", clips)
-    df, fails = ingest("generic", root, probe=False, seed=0)
+    df, fails = ingest("generic", root, csv="", probe=False, seed=0)
     assert "real/corrupt.mp4" in set(df["video_id"]) and len(fails) == 0
     assert (df["frames"] == -1).all() and len(df) == len(list(root.rglob("*.mp4")))
 
 
 def test_process_executor_matches_serial(clips, tmp_path):
     root = make_dataset(tmp_path / "ds", clips)
-    a, fa = ingest("generic", root, seed=4, executor="serial", progress=False)
-    b, fb = ingest("generic", root, seed=4, executor="process", workers=2, progress=False)
+    a, fa = ingest("generic", root, csv="", seed=4, executor="serial", progress=False)
+    b, fb = ingest("generic", root, csv="", seed=4, executor="process", workers=2, progress=False)
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(fa.frame(), fb.frame())
 
@@ -163,7 +163,7 @@ def _params(path: Path, root: Path, num_shards: int = 3) -> Path:
         "seed: 11\n"
         f"sharding: {{num_shards: {num_shards}, shards: {list(range(num_shards))}}}\n"
         "executor: {backend: serial, workers: 1}\n"
-        f"ingest: {{layout: generic, root: {root}, csv: labels.csv, "
+        f"ingest: {{layout: generic, root: {root}, csv: '', follow_external_symlinks: false, "
         "split_fractions: [0.5, 0.25, 0.25], probe: true}\n")
     return path
 
@@ -212,6 +212,26 @@ def test_stage_flag_overrides_and_errors(clips, tmp_path, capsys):
     assert rc == 2 and "unknown dataset layout 'nosuch'" in capsys.readouterr().err
 
 
+def test_stage_named_csv_must_exist_and_bad_params_exit_2(clips, tmp_path, capsys):
+    root = make_dataset(tmp_path / "ds", clips)
+    params = _params(tmp_path / "params.yaml", root, num_shards=2)
+    stage = _stage()
+    out = tmp_path / "o"
+    paths = ["--out", str(out / "m.csv"), "--shard-dir", str(out / "m"), "--failures", str(out / "f.csv")]
+    rc = stage.main(["--params", str(params), "--csv", "nope.csv", *paths])
+    assert rc == 2   # a typo is an error, never a silent fallback to real/ + fake/
+    assert f"ingest: {root / 'nope.csv'}: labels CSV not found" in capsys.readouterr().err
+    rc = stage.main(["--params", str(params), "--follow_external_symlinks", "maybe", *paths])
+    assert rc == 2 and "follow_external_symlinks must be true or false" in capsys.readouterr().err
+    assert not out.exists()
+    (root / "real" / "passwd.mp4").symlink_to("/etc/passwd")
+    rc = stage.main(["--params", str(params), "--csv", "''", *paths])   # probed: libav never sees it
+    assert rc == 0
+    failed = pd.read_csv(out / "f.csv").set_index("video_id")
+    assert failed.loc["real/passwd.mp4", "reason"] == "symlink points outside the dataset root: /etc/passwd"
+    assert "real/passwd.mp4" not in set(read_manifest(out / "m.csv")["video_id"])
+
+
 @pytest.mark.media
 def test_ingest_real_media(media, tmp_path):
     """Real clips (DFDETECT_MEDIA) as a generic real/fake tree: probe values match INVENTORY.tsv."""
@@ -221,7 +241,7 @@ def test_ingest_real_media(media, tmp_path):
         dst = tmp_path / ("real" if i % 2 == 0 else "fake") / Path(f).name
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.symlink_to(media / f)
-    df, fails = ingest("generic", tmp_path, executor="serial", progress=False)
+    df, fails = ingest("generic", tmp_path, csv="", executor="serial", progress=False)
     assert len(fails) == 0 and len(df) == len(inv)
     got = df.assign(name=df["video_id"].map(lambda v: Path(v).name)).set_index("name")
     for row in inv.itertuples():
@@ -238,7 +258,7 @@ def test_fewer_shards_remove_stale_shard_manifests(clips, tmp_path):
     from dfdetect.data.manifest import write_shard_manifests
 
     root = make_dataset(tmp_path / "ds", clips)
-    df, _ = ingest("generic", root, probe=False, seed=0)
+    df, _ = ingest("generic", root, csv="", probe=False, seed=0)
     write_shard_manifests(df, tmp_path / "m", 4)
     write_shard_manifests(df, tmp_path / "m", 2)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["shard-0.csv", "shard-1.csv"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -313,21 +314,23 @@ def test_generic_folders_identity_grouped(tmp_path):
     people = ["ann", "bob", "carl", "dan", "eve", "fay", "gus", "hal"]
     touch(tmp_path, *[f"real/{p}/{k}.mp4" for p in people for k in range(3)])
     touch(tmp_path, *[f"fake/{p}/{k}.mp4" for p in people for k in range(2)], "fake/loose.mp4")
-    df, fails = ingest("generic", tmp_path, probe=False, seed=5, split_fractions=(0.5, 0.25, 0.25))
+    df, fails = ingest("generic", tmp_path, csv="", probe=False, seed=5,
+                       split_fractions=(0.5, 0.25, 0.25))
     assert len(df) == 8 * 5 + 1 and len(fails) == 0
     assert by_id(df)["real/bob/2.mp4"]["identity"] == "bob"
     assert by_id(df)["fake/loose.mp4"]["identity"] == ""
     assert set(df["split"]) == {"train", "val", "test"}
     no_person_in_two_splits(df)
-    assert df.equals(ingest("generic", tmp_path, probe=False, seed=5,
+    assert df.equals(ingest("generic", tmp_path, csv="", probe=False, seed=5,
                             split_fractions=(0.5, 0.25, 0.25))[0])
 
 
 def test_generic_wrong_root(tmp_path):
     touch(tmp_path, "videos/a.mp4")
     with pytest.raises(LayoutError) as err:
-        ingest("generic", tmp_path, probe=False)
-    assert str(tmp_path) in str(err.value) and "no labels.csv and no real/ and fake/" in str(err.value)
+        ingest("generic", tmp_path, csv="", probe=False)
+    assert f"{tmp_path}: no real/ and fake/ folder" in str(err.value)
+    assert "is this a generic-layout root?" in str(err.value)
 
 
 # ----------------------------------------------------------------------------- split helpers
@@ -356,3 +359,128 @@ def test_chained_identities_fall_back_to_target_grouping(tmp_path, caplog):
     assert set(val["label"]) == {"real", "fake"}
     # still no target identity in two splits
     assert (df[df["split"] != "test"].groupby("identity")["split"].nunique() == 1).all()
+
+
+# ----------------------------------------------------------------------------- symlinks
+def symlink_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """A generic tree with links out of the root (a video, /etc/passwd, a folder), a link
+    inside the root, and a folder link that loops back."""
+    root, outside = tmp_path / "ds", tmp_path / "outside"
+    touch(outside, "elsewhere.mp4", "dir/x.mp4", "dir/y.mp4")
+    touch(root, *[f"{label}/{p}/0.mp4" for label in ("real", "fake") for p in ("ann", "bob")])
+    (root / "real" / "ext.mp4").symlink_to(outside / "elsewhere.mp4")
+    (root / "fake" / "passwd.mp4").symlink_to("/etc/passwd")
+    (root / "real" / "extdir").symlink_to(outside / "dir", target_is_directory=True)
+    (root / "fake" / "alias.mp4").symlink_to("ann/0.mp4")                 # inside: allowed
+    (root / "real" / "loop").symlink_to("..", target_is_directory=True)   # back to the root
+    return root, outside
+
+
+INSIDE = {f"{label}/{p}/0.mp4" for label in ("real", "fake") for p in ("ann", "bob")} | {"fake/alias.mp4"}
+
+
+def _refused(fails: Failures) -> dict[str, str]:
+    f = fails.frame()
+    return dict(zip(f["video_id"], f["reason"]))
+
+
+def test_symlinks_out_of_the_root_are_refused_in_folder_and_csv_mode(tmp_path):
+    root, outside = symlink_tree(tmp_path)
+    real_out = Path(os.path.realpath(outside))
+    why = "symlink points outside the dataset root: "
+    folder_df, folder_fails = ingest("generic", root, csv="", probe=False, seed=0)
+    assert set(folder_df["video_id"]) == INSIDE
+    assert _refused(folder_fails) == {"real/ext.mp4": f"{why}{real_out / 'elsewhere.mp4'}",
+                                      "fake/passwd.mp4": f"{why}/etc/passwd",
+                                      "real/extdir": f"{why}{real_out / 'dir'}"}
+    assert folder_fails.frame().set_index("video_id").loc["fake/passwd.mp4", "path"] == \
+        str(root / "fake" / "passwd.mp4")                     # the link, not the target
+
+    listed = sorted(INSIDE | {"real/ext.mp4", "fake/passwd.mp4", "real/extdir/x.mp4"})
+    (root / "labels.csv").write_text("path,label\n" + "".join(
+        f"{p},{p.split('/')[0]}\n" for p in listed))
+    csv_df, csv_fails = ingest("generic", root, csv="labels.csv", probe=False, seed=0)
+    assert set(csv_df["video_id"]) == set(folder_df["video_id"])   # both modes agree
+    assert _refused(csv_fails) == {"real/ext.mp4": f"{why}{real_out / 'elsewhere.mp4'}",
+                                   "fake/passwd.mp4": f"{why}/etc/passwd",
+                                   "real/extdir/x.mp4": f"{why}{real_out / 'dir' / 'x.mp4'}"}
+    # an absolute path through the link is refused the same way
+    (root / "abs.csv").write_text(f"path,label\n{root / 'real' / 'ext.mp4'},real\n")
+    _, abs_fails = ingest("generic", root, csv="abs.csv", probe=False, seed=0)
+    assert _refused(abs_fails) == {"real/ext.mp4": f"{why}{real_out / 'elsewhere.mp4'}"}
+
+
+def test_follow_external_symlinks_accepts_them(tmp_path):
+    root, _ = symlink_tree(tmp_path)
+    df, fails = ingest("generic", root, csv="", probe=False, seed=0, follow_external_symlinks=True)
+    assert set(df["video_id"]) == INSIDE | {"real/ext.mp4", "fake/passwd.mp4",
+                                            "real/extdir/x.mp4", "real/extdir/y.mp4"}
+    assert len(fails) == 0
+    with pytest.raises(ValueError, match="follow_external_symlinks must be true or false"):
+        ingest("generic", root, csv="", probe=False, follow_external_symlinks="yes")
+
+
+def test_symlinks_out_of_the_root_are_refused_by_every_layout(tmp_path):
+    outside = tmp_path / "outside"
+    touch(outside, "0001_fake.mp4", "id9_0000.mp4")
+    uadfv = tmp_path / "uadfv"
+    uadfv_tree(uadfv, n=4)
+    (uadfv / "fake" / "0001_fake.mp4").unlink()
+    (uadfv / "fake" / "0001_fake.mp4").symlink_to(outside / "0001_fake.mp4")
+    df, fails = ingest("uadfv", uadfv, probe=False, seed=0)
+    assert "fake/0001_fake.mp4" not in set(df["video_id"]) and len(df) == 7
+    assert list(_refused(fails)) == ["fake/0001_fake.mp4"]
+    celeb = tmp_path / "celeb"
+    celebdf_tree(celeb)
+    (celeb / "Celeb-real" / "id9_0000.mp4").symlink_to(outside / "id9_0000.mp4")
+    (celeb / "Celeb-real" / "id8_0000.mp4").symlink_to("/etc/passwd")
+    df, fails = ingest("celebdf", celeb, probe=False, seed=0)
+    assert not {"Celeb-real/id9_0000.mp4", "Celeb-real/id8_0000.mp4"} & set(df["video_id"])
+    refused = _refused(fails)
+    assert refused["Celeb-real/id8_0000.mp4"] == "symlink points outside the dataset root: /etc/passwd"
+    assert refused["Celeb-real/id9_0000.mp4"].startswith("symlink points outside the dataset root")
+
+
+# ----------------------------------------------------------------------------- signatures
+def test_generic_named_csv_must_exist(tmp_path):
+    touch(tmp_path, "real/ann/0.mp4", "fake/ann/0.mp4")
+    for kwargs, name in (({}, "labels.csv"), ({"csv": "nope.csv"}, "nope.csv")):
+        with pytest.raises(LayoutError) as err:   # never a silent fallback to real/ + fake/
+            ingest("generic", tmp_path, probe=False, **kwargs)
+        assert str(err.value).startswith(f"{tmp_path / name}: labels CSV not found")
+        assert "set csv to ''" in str(err.value)
+    df, _ = ingest("generic", tmp_path, csv="", probe=False)
+    assert sorted(df["video_id"]) == ["fake/ann/0.mp4", "real/ann/0.mp4"]
+
+
+def test_generic_folders_need_real_and_fake_videos(tmp_path):
+    touch(tmp_path, "real/ann/0.mp4", "real/bob/0.mp4", "fake/readme.txt")
+    with pytest.raises(LayoutError) as err:
+        ingest("generic", tmp_path, csv="", probe=False)
+    assert f"{tmp_path}: fake/ holds no videos; is this a generic-layout root?" in str(err.value)
+    (tmp_path / "fake" / "readme.txt").unlink()
+    (tmp_path / "fake").rmdir()
+    with pytest.raises(LayoutError, match=r"no fake/ folder \(csv ''\)"):
+        ingest("generic", tmp_path, csv="", probe=False)
+
+
+def test_uadfv_signature(tmp_path):
+    generic = tmp_path / "generic"      # a generic real/fake tree is not UADFV
+    touch(generic, *[f"{label}/{p}/{k}.mp4" for label in ("real", "fake") for p in ("ann", "bob")
+                     for k in range(2)])
+    with pytest.raises(LayoutError) as err:
+        ingest("uadfv", generic, probe=False)
+    msg = str(err.value)
+    assert msg.startswith(f"{generic}: no real/NNNN.mp4 has its fake/NNNN_fake.mp4")
+    assert "is this a UADFV root? Expected real/NNNN.mp4 and fake/NNNN_fake.mp4" in msg
+    fakes_unpaired = tmp_path / "unpaired"   # well named but no fake matches a real
+    touch(fakes_unpaired, "real/0000.mp4", "real/0001.mp4", "fake/0002_fake.mp4")
+    with pytest.raises(LayoutError, match="no real/NNNN.mp4 has its fake/NNNN_fake.mp4"):
+        ingest("uadfv", fakes_unpaired, probe=False)
+    mixed = tmp_path / "mixed"               # UADFV with strays: strays are failures
+    uadfv_tree(mixed, n=5)
+    touch(mixed, "real/interview.mp4", "fake/0003.mp4", "real/0042.mp4")
+    df, fails = ingest("uadfv", mixed, probe=False, seed=0)
+    assert len(df) == 11 and "real/0042.mp4" in set(df["video_id"])   # unpaired but well named
+    assert _refused(fails) == {"real/interview.mp4": "not a UADFV real video name (expected real/NNNN.mp4)",
+                               "fake/0003.mp4": "not a UADFV fake video name (expected fake/NNNN_fake.mp4)"}

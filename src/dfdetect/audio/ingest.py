@@ -19,7 +19,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..data.layouts import LayoutError
-from ..data.layouts._base import grouped_fill
+from ..data.layouts._base import grouped_fill, refuse_external
 from ..data.manifest import normalise
 from ..failures import Failures, ItemError
 from ..parallel import imap
@@ -58,15 +58,25 @@ def _probe(item: tuple[str, str]) -> float:
 def ingest_audio(layout: str, root: str | Path, *, probe: bool = True, seed: int = 0,
                  split_fractions: Sequence[float] = (0.6, 0.2, 0.2), executor: str = "process",
                  workers: int | None = None, progress: bool = True,
+                 follow_external_symlinks: bool = False,
                  **options) -> tuple[pd.DataFrame, Failures]:
-    """``(audio manifest, failures)`` of the dataset at ``root`` in ``layout``."""
+    """``(audio manifest, failures)`` of the dataset at ``root`` in ``layout``.
+
+    Files whose real path lies outside ``root`` (symlinks) are failures unless
+    ``follow_external_symlinks`` (param ``ingest_audio.follow_external_symlinks``).
+    """
     scan = get_layout(layout)
     root_text = str(root)
     root = Path(root)
     if not root.is_dir():
         raise LayoutError(f"{root}: dataset root not found or not a folder (layout {layout!r})")
+    if not isinstance(follow_external_symlinks, bool):
+        raise ValueError(f"follow_external_symlinks must be true or false, got "
+                         f"{follow_external_symlinks!r}")
     failures = Failures("ingest_audio")
-    df = scan(root, failures, seed=seed, **options).copy()
+    df = scan(root, failures, seed=seed, follow_external_symlinks=follow_external_symlinks,
+              **options)
+    df = refuse_external(df, root, failures, follow_external_symlinks).copy()
     if df.empty:
         log.warning("%s: layout %s found no usable audio", root, layout)
     df["dataset"] = layout

@@ -28,8 +28,12 @@ files listed but absent are failures; :class:`LayoutError` when the root is not 
   (from ``original_file``); method = TTS model name. Option ``languages`` (e.g. ``[en]``; [] = all).
   No official split (speaker-grouped).
 - ``generic`` / ``demo_audio``: CSV ``path,label[,speaker|identity,split,method,source_id,text]``
-  (option ``csv``, default ``labels.csv``; labels real/fake, bonafide/bona-fide/spoof, 0/1) or
-  ``real/`` and ``fake/`` folders (a sub-folder name is the speaker).
+  (option ``csv``, default ``labels.csv``, which must exist; labels real/fake,
+  bonafide/bona-fide/spoof, 0/1) or, with ``csv: ''``, ``real/`` and ``fake/`` folders (a
+  sub-folder name is the speaker).
+
+Files whose real path lies outside the root (symlinks) are refused by ingest for every layout,
+as for video (:func:`dfdetect.data.layouts._base.refuse_external`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..data.layouts._base import LayoutError, add_missing, relative_id
+from ..data.layouts._base import LayoutError, add_missing, relative_id, walk_files
 from ..failures import Failures
 
 log = logging.getLogger("dfdetect")
@@ -287,10 +291,13 @@ def scan_mlaad(root: Path, failures: Failures, *, languages=(), mailabs: str = "
 
 # ----------------------------------------------------------------------------- generic
 def scan_generic(root: Path, failures: Failures, *, csv: str = "labels.csv",
-                 **_ignored) -> pd.DataFrame:
+                 follow_external_symlinks: bool = False, **_ignored) -> pd.DataFrame:
     root = Path(root)
-    table_path = root / csv if csv else None
-    if table_path is not None and table_path.is_file():
+    if csv:
+        table_path = root / csv
+        if not table_path.is_file():
+            raise LayoutError(f"{table_path}: labels CSV not found (generic audio layout, csv "
+                              f"{csv!r}); set csv to '' to label by real/ and fake/ folders")
         table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
         table.columns = [str(c).strip().lower() for c in table.columns]
         if "path" not in table.columns and "file" in table.columns:
@@ -330,12 +337,12 @@ def scan_generic(root: Path, failures: Failures, *, csv: str = "labels.csv",
         return frame(rows)
     real, fake = root / "real", root / "fake"
     if not (real.is_dir() and fake.is_dir()):
-        raise LayoutError(f"{root}: no {csv or 'labels CSV'} and no real/ + fake/ folders; "
-                          "expected a CSV path,label[,speaker,split,text] or real/ and fake/")
+        raise LayoutError(f"{root}: no real/ + fake/ folders (csv ''); expected a CSV "
+                          "path,label[,speaker,split,text] (param csv) or real/ and fake/")
     rows = []
     for label, folder in (("real", real), ("fake", fake)):
-        for path in sorted((p for p in folder.rglob("*") if p.is_file() and is_audio(p)),
-                           key=lambda p: p.as_posix()):
+        for path in walk_files(folder, is_audio, root=root, failures=failures,
+                               follow_external_symlinks=follow_external_symlinks):
             inner = path.relative_to(folder).parts
             rows.append({"video_id": path.relative_to(root).as_posix(), "label": label,
                          "method": "bonafide" if label == "real" else "", "quality": "",

@@ -4,8 +4,11 @@
 :mod:`dfdetect.data.layouts`), fills missing splits with the identity-grouped split
 (``split_fractions``, ``seed``), and probes every video (fps, frames, duration, size, audio) in
 parallel. A video that is missing, unreadable, corrupt or has no frames is left out of the
-manifest and recorded in the failures table with the reason; nothing is fatal except a root
-that is not of the requested layout (:class:`~dfdetect.data.layouts.LayoutError`).
+manifest and recorded in the failures table with the reason; so is a file whose real path
+(symlinks resolved) lies outside the root, whatever the layout and whether a CSV lists it or a
+folder holds it (``follow_external_symlinks=True`` keeps those). Nothing is fatal except a
+root that is not of the requested layout (:class:`~dfdetect.data.layouts.LayoutError`) and a
+bad option value (``ValueError``).
 The same root and options give the same manifest, row for row.
 """
 
@@ -21,7 +24,7 @@ import pandas as pd
 from ..failures import Failures
 from ..parallel import imap
 from .layouts import LayoutError, get_layout
-from .layouts._base import grouped_fill
+from .layouts._base import grouped_fill, refuse_external
 from .manifest import normalise
 from .probe import probe_video
 
@@ -38,11 +41,14 @@ def _probe_item(item: tuple[str, str]) -> dict:
 
 def ingest(layout: str, root: str | Path, *, probe: bool = True, seed: int = 0,
            split_fractions: Sequence[float] = (0.6, 0.2, 0.2), executor: str = "process",
-           workers: int | None = None, progress: bool = True, **options) -> tuple[pd.DataFrame, Failures]:
+           workers: int | None = None, progress: bool = True,
+           follow_external_symlinks: bool = False, **options) -> tuple[pd.DataFrame, Failures]:
     """Build the manifest of the dataset at ``root``; returns ``(manifest, failures)``.
 
     ``options`` go to the layout (``csv``, ``qualities``, ``methods``, ``splits_dir``,
     ``val_fraction``, ``test_fraction``, ``test_list``, ``test_labels``); unknown ones are ignored.
+    ``follow_external_symlinks`` (param ``ingest.follow_external_symlinks``, default false)
+    accepts files and folders that symlinks inside the root point to outside it.
     ``path`` is ``root`` joined with ``video_id`` as given (keep ``root`` relative for a
     manifest that does not depend on where the project lives).
     """
@@ -54,8 +60,13 @@ def ingest(layout: str, root: str | Path, *, probe: bool = True, seed: int = 0,
     if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
         raise ValueError(f"split_fractions must be 3 non-negative numbers (train, val, test), "
                          f"got {list(split_fractions)}")
+    if not isinstance(follow_external_symlinks, bool):
+        raise ValueError(f"follow_external_symlinks must be true or false, got "
+                         f"{follow_external_symlinks!r}")
     failures = Failures("ingest")
-    df = scan(root, failures, seed=seed, **options)
+    df = scan(root, failures, seed=seed, follow_external_symlinks=follow_external_symlinks,
+              **options)
+    df = refuse_external(df, root, failures, follow_external_symlinks)
     if df.empty:
         log.warning("%s: layout %s found no usable video", root, layout)
     df = df.copy()

@@ -22,7 +22,6 @@ import logging
 import re
 import shutil
 import subprocess
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ...failures import Failures, ItemError
-from ...store import write_csv_atomic, write_json_atomic, write_text_atomic
+from ...store import (remove_stale_temporaries, temp_dir, write_csv_atomic, write_json_atomic,
+                      write_text_atomic)
 from . import audio as audio_mod
 from .encode import encode_video
 from .faces import DEFAULT_LFW, Portrait, apply_affine, builtin_portraits, face_frame_affine, photo_portrait
@@ -331,8 +331,9 @@ def build(out: str | Path, cfg: dict, seed: int, failures: Failures | None = Non
     failures = failures if failures is not None else Failures("make_demo")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work.", dir=out.parent))
+    remove_stale_temporaries(out)   # left by a killed build (store.py: pid-named temporaries)
+    tmp = temp_dir(out)
+    work = temp_dir(out, "work")
     try:
         if cfg["source"]:
             subjects = source_subjects(cfg, seed)
@@ -402,7 +403,7 @@ def build(out: str | Path, cfg: dict, seed: int, failures: Failures | None = Non
 def _replace_dir(tmp: Path, out: Path) -> None:
     old = None
     if out.exists() or out.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        old = temp_dir(out, "old")
         old.rmdir()
         out.rename(old)
     tmp.rename(out)

@@ -6,6 +6,7 @@ The layout contract is in the package docstring (:mod:`dfdetect.data.layouts`).
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
@@ -32,12 +33,85 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
 
 
-def list_videos(directory: Path, recursive: bool = False) -> list[Path]:
-    """Video files of ``directory`` in a deterministic order (sorted by POSIX path)."""
+def outside_root(path: str | Path, root: str | Path) -> str | None:
+    """Why ``path`` (a path under ``root``) must be refused, or None: the reason when its real
+    path (symlinks resolved, at any depth: the file or a folder above it) lies outside the
+    real path of ``root``, naming the target (``symlink points outside the dataset root: /x``).
+    """
+    real = Path(os.path.realpath(path))
+    real_root = Path(os.path.realpath(root))
+    if real == real_root or real.is_relative_to(real_root):
+        return None
+    return f"symlink points outside the dataset root: {real}"
+
+
+def walk_files(directory: Path, accept: Callable[[Path], bool], *, recursive: bool = True,
+               root: Path | None = None, failures: Failures | None = None,
+               follow_external_symlinks: bool = False) -> list[Path]:
+    """Files of ``directory`` (``accept``-ed, sorted by POSIX path), searched recursively.
+
+    Folder symlinks are followed like folders (so a folder listing finds what a CSV naming the
+    same paths finds), except one whose target lies outside ``root`` when
+    ``follow_external_symlinks`` is false: it is not entered, and is recorded in ``failures``
+    with the link path and the reason. A folder link back to the folder itself or one of its
+    parents (on disk or on the walk) is not entered: no loop. Two paths to one file give two
+    rows, as they would in a CSV. File symlinks are returned as found; :func:`refuse_external` checks their
+    targets for every layout.
+    """
     if not directory.is_dir():
         return []
-    it: Iterable[Path] = directory.rglob("*") if recursive else directory.iterdir()
-    return sorted((p for p in it if p.is_file() and is_video(p)), key=lambda p: p.as_posix())
+    root = directory if root is None else root
+    out: list[Path] = []
+
+    def visit(folder: Path, ancestors: frozenset) -> None:
+        for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            if entry.is_dir():
+                if not recursive:
+                    continue
+                if entry.is_symlink():
+                    reason = None if follow_external_symlinks else outside_root(entry, root)
+                    if reason is not None:
+                        if failures is not None:
+                            vid = entry.relative_to(root).as_posix()
+                            failures.add(vid, reason, path=str(entry))
+                        continue
+                real = os.path.realpath(entry)
+                if real in ancestors or Path(os.path.realpath(folder)).is_relative_to(real):
+                    log.warning("%s: folder symlink loops back to %s; not entered", entry, real)
+                    continue
+                visit(entry, ancestors | {real})
+            elif entry.is_file() and accept(entry):
+                out.append(entry)
+
+    visit(directory, frozenset({os.path.realpath(directory)}))
+    return sorted(out, key=lambda p: p.as_posix())
+
+
+def list_videos(directory: Path, recursive: bool = False, *, root: Path | None = None,
+                failures: Failures | None = None,
+                follow_external_symlinks: bool = False) -> list[Path]:
+    """Video files of ``directory`` in a deterministic order (sorted by POSIX path); see
+    :func:`walk_files` for folder symlinks."""
+    return walk_files(directory, is_video, recursive=recursive, root=root, failures=failures,
+                      follow_external_symlinks=follow_external_symlinks)
+
+
+def refuse_external(df: pd.DataFrame, root: Path, failures: Failures,
+                    follow_external_symlinks: bool = False) -> pd.DataFrame:
+    """Drop the rows whose file resolves outside ``root`` (a symlink to a video elsewhere, to
+    ``/etc/passwd``, or a file under a linked folder), each recorded in ``failures`` with its
+    path under the root and the target. Called by ingest for every layout (video and audio),
+    CSV or folder mode alike; ``follow_external_symlinks`` keeps them all."""
+    if follow_external_symlinks or df.empty:
+        return df
+    keep = []
+    for vid in df["video_id"]:
+        path = Path(root) / vid
+        reason = outside_root(path, root)
+        if reason is not None:
+            failures.add(vid, reason, path=str(path))
+        keep.append(reason is None)
+    return df.loc[keep].reset_index(drop=True)
 
 
 def rel(path: Path, root: Path) -> str:
@@ -116,14 +190,21 @@ def carve_val(df: pd.DataFrame, val_fraction: float, seed: int) -> pd.DataFrame:
 
 
 def relative_id(raw: str, root: Path) -> str | None:
-    """Normalised relative POSIX path, or None when it leaves the root."""
+    """Normalised relative POSIX path, or None when its text leaves the root.
+
+    Only the text is checked here (``../x``, an absolute path elsewhere); where a symlink
+    inside the root points is :func:`refuse_external`'s check, the same for every layout.
+    """
     text = raw.strip().replace("\\", "/")
     p = Path(text)
     if p.is_absolute():
-        try:
-            text = p.resolve().relative_to(root.resolve()).as_posix()
+        try:   # lexically under the root as given, else under its real path
+            text = Path(os.path.abspath(p)).relative_to(os.path.abspath(root)).as_posix()
         except ValueError:
-            return None
+            try:
+                text = Path(os.path.abspath(p)).relative_to(os.path.realpath(root)).as_posix()
+            except ValueError:
+                return None
     norm = posixpath.normpath(text)
     if norm in (".", "") or norm.startswith("../") or norm == ".." or PurePosixPath(norm).is_absolute():
         return None

@@ -1,14 +1,20 @@
 """Generic layout: a labels CSV, or ``real/`` and ``fake/`` folders.
 
-1. ``<root>/<csv>`` (param ``ingest.csv``, default ``labels.csv``) with columns
+1. ``<root>/<csv>`` (param ``ingest.csv``, default ``labels.csv``; it must exist) with columns
    ``path,label[,split,identity,method,quality,source_id]``. ``path`` is relative to the root
    (``video_id`` is accepted as its name); ``label`` is real/fake, REAL/FAKE or 0/1 (1 = fake);
    ``split`` is train/val/test (``valid``/``validation`` = val) or empty; rows without a split get
    the identity-grouped split of ingest. Rows listing a file absent on disk, a path outside the
    root, an unknown label or split, or a path listed twice are failures.
-2. Otherwise ``<root>/real/`` and ``<root>/fake/`` searched recursively. A video in a sub-folder
-   ``real/<name>/...`` or ``fake/<name>/...`` gets ``identity`` ``<name>`` (so one person's
-   clips stay in one split); a video directly under ``real/`` or ``fake/`` is its own group.
+2. ``csv: ''``: ``<root>/real/`` and ``<root>/fake/`` searched recursively (both must hold
+   videos). A video in a sub-folder ``real/<name>/...`` or ``fake/<name>/...`` gets
+   ``identity`` ``<name>`` (so one person's clips stay in one split); a video directly under
+   ``real/`` or ``fake/`` is its own group.
+
+A named CSV that does not exist is an error (:class:`LayoutError` naming the path), never a
+silent fallback to the folders, which would drop the CSV's identities and splits. Symlinks are
+treated the same in both forms: a target outside the root is refused and recorded (see
+:func:`~dfdetect.data.layouts._base.refuse_external`) unless ``follow_external_symlinks``.
 
 The embedded demo dataset (layout ``demo``) is written in form 1.
 """
@@ -28,8 +34,8 @@ log = logging.getLogger("dfdetect")
 LABELS = {"real": "real", "fake": "fake", "0": "real", "1": "fake", "false": "real", "true": "fake"}
 SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test", "": ""}
 OPTIONAL = ("split", "identity", "method", "quality", "source_id")
-EXPECTED = ("a CSV (path,label[,split,identity,method,quality,source_id]) relative to the root, "
-            "or real/ and fake/ folders")
+EXPECTED = ("a CSV (path,label[,split,identity,method,quality,source_id]) relative to the root "
+            "(param csv), or with csv '' real/ and fake/ folders holding videos")
 
 
 def _scan_csv(root: Path, csv_name: str, failures: Failures) -> pd.DataFrame:
@@ -75,10 +81,16 @@ def _scan_csv(root: Path, csv_name: str, failures: Failures) -> pd.DataFrame:
     return rows_frame(rows)
 
 
-def _scan_folders(root: Path, real: Path, fake: Path) -> pd.DataFrame:
+def _scan_folders(root: Path, real: Path, fake: Path, failures: Failures,
+                  follow_external_symlinks: bool) -> pd.DataFrame:
     rows = []
     for label, folder in (("real", real), ("fake", fake)):
-        for path in list_videos(folder, recursive=True):
+        videos = list_videos(folder, recursive=True, root=root, failures=failures,
+                             follow_external_symlinks=follow_external_symlinks)
+        if not videos:
+            raise LayoutError(f"{root}: {folder.name}/ holds no videos; is this a generic-layout "
+                              f"root? Expected {EXPECTED}")
+        for path in videos:
             inner = path.relative_to(folder).parts
             rows.append({"video_id": rel(path, root), "label": label,
                          "method": "original" if label == "real" else "", "quality": "",
@@ -88,21 +100,21 @@ def _scan_folders(root: Path, real: Path, fake: Path) -> pd.DataFrame:
 
 
 def scan(root: Path, failures: Failures, *, seed: int = 0, csv: str = "labels.csv",
-         **_ignored) -> pd.DataFrame:
+         follow_external_symlinks: bool = False, **_ignored) -> pd.DataFrame:
     root = Path(root)
-    if csv and (root / csv).is_file():
+    if csv:
+        csv_path = root / csv
+        if not csv_path.is_file():
+            raise LayoutError(f"{csv_path}: labels CSV not found (generic layout, csv "
+                              f"{csv!r}); set csv to '' to label by real/ and fake/ folders. "
+                              f"Expected {EXPECTED}")
         df = _scan_csv(root, csv, failures)
         if df.empty:
-            log.warning("%s: no usable rows (see the failures table)", root / csv)
+            log.warning("%s: no usable rows (see the failures table)", csv_path)
         return df
     real, fake = root / "real", root / "fake"
     if real.is_dir() and fake.is_dir():
-        if csv:
-            log.info("%s not found; labels taken from real/ and fake/", root / csv)
-        df = _scan_folders(root, real, fake)
-        if df.empty:
-            raise LayoutError(f"{root}: real/ and fake/ hold no videos")
-        return df
-    what = f"no {csv} and " if csv else ""
-    raise LayoutError(f"{root}: {what}no real/ and fake/ folders; is this a generic-layout root? "
+        return _scan_folders(root, real, fake, failures, follow_external_symlinks)
+    missing = " and ".join(f"{d.name}/" for d in (real, fake) if not d.is_dir())
+    raise LayoutError(f"{root}: no {missing} folder (csv ''); is this a generic-layout root? "
                       f"Expected {EXPECTED}")
