@@ -46,6 +46,32 @@ SOURCES = {
 # which manifest a detector is trained and evaluated on (Detector.manifest)
 MANIFESTS = {"video": MANIFEST, "audio": AUDIO_MANIFEST}
 
+# test sets (params `test_sets`): each has its own tree under data/sets/<name>/, the same
+# layout as the training DAG's; its scores and metrics sit beside the DAG's own
+SETS = Path("data/sets")
+SET_SCORES = Path("data/set_scores")
+SET_METRICS = METRICS / "sets"
+
+
+def probe_flag(argv: list[str] | None, flag: str) -> str | None:
+    """The value of ``flag`` on the command line, read before the stage's parser is built
+    (a flag that chooses which params sections the stage reads)."""
+    import argparse  # noqa: PLC0415
+
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument(flag, default=None)
+    known, _ = probe.parse_known_args(argv)
+    return getattr(known, flag.lstrip("-").replace("-", "_"))
+
+
+def set_paths(name: str) -> dict[str, Path]:
+    """Where the DAG keeps test set ``name``'s manifest, caches, scores and metrics."""
+    root = SETS / name
+    return {"manifest": root / "manifest.csv", "manifest_shards": root / "manifest",
+            "frames": root / "frames", "faces": root / "faces", "saab": root / "saab",
+            "hsi": root / "hsi", "failures": FAILURES / "sets" / name,
+            "scores": SET_SCORES / name, "metrics": SET_METRICS / name}
+
 
 def setup() -> None:
     """Logging, thread settings and signal handling shared by every stage.

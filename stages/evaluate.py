@@ -27,7 +27,7 @@ from dfdetect.store import write_csv_atomic, write_json_atomic  # noqa: E402
 log = logging.getLogger("dfdetect.evaluate")
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     common.setup()
     cli = StageCLI("evaluate", __doc__)
     cli.add("--detector", required=True, help="registered detector name (models/<name>/)")
@@ -38,11 +38,22 @@ def main(argv=None) -> None:
     cli.add("--manifest", default=None, help="manifest CSV (default: the detector's DAG manifest)")
     cli.add("--source", action="append", default=[], metavar="NAME=PATH",
             help="override the path of a detector input (repeatable)")
+    cli.add("--set", default=None, help="score test set NAME (params test_sets) from data/sets/NAME/ "
+            "into data/set_scores/NAME/ and metrics/sets/NAME/ (test split only)")
     cfg, args = cli.parse(argv)
     name = args.detector
     cls = get(name)
     manifest_path = Path(args.manifest) if args.manifest else common.MANIFESTS[cls.manifest]
     sources = {n: common.SOURCES[n] for n in cls.inputs if n in common.SOURCES}
+    if args.set:
+        if cls.manifest != "video":
+            print(f"evaluate: {name} scores {cls.manifest} datasets; test sets are video datasets",
+                  file=sys.stderr)
+            return 2
+        paths = common.set_paths(args.set)
+        manifest_path = Path(args.manifest) if args.manifest else paths["manifest"]
+        sources.update({n: paths[n] for n in cls.inputs if n in paths})
+        args.scores_dir, args.metrics_dir, args.splits = paths["scores"], paths["metrics"], "test"
     for spec in args.source:
         key, sep, path = spec.partition("=")
         if not sep:
@@ -63,7 +74,8 @@ def main(argv=None) -> None:
     for level, m in result["test"].items():
         if level in ("frame", "video"):
             log.info("%s %s-level test: AUC %s, EER %s, n=%d", name, level, m.get("auc"), m.get("eer"), m["n"])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

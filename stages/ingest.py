@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-from dfdetect.config import StageCLI, num_shards  # noqa: E402
+from dfdetect.config import StageCLI, load_params, num_shards, section  # noqa: E402
 from dfdetect.data.ingest import ingest, summary  # noqa: E402
 from dfdetect.data.manifest import write_manifest, write_shard_manifests  # noqa: E402
 
@@ -29,11 +29,21 @@ LAYOUT_KEYS = ("csv", "qualities", "methods", "splits_dir", "val_fraction", "tes
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("ingest", __doc__, sections=["ingest", "executor"])
-    cli.add("--out", default=str(common.MANIFEST), help="manifest CSV")
-    cli.add("--shard-dir", default=str(common.MANIFEST_SHARDS), help="per-shard manifests folder")
-    cli.add("--failures", default=str(common.FAILURES / "ingest.csv"), help="failures table CSV")
+    test_set = common.probe_flag(argv, "--set")
+    sets = [f"test_sets.{test_set}"] if test_set else []
+    paths = common.set_paths(test_set) if test_set else {
+        "manifest": common.MANIFEST, "manifest_shards": common.MANIFEST_SHARDS,
+        "failures": common.FAILURES}
+    cli = StageCLI("ingest", __doc__, sections=["ingest", *sets, "executor"])
+    cli.add("--set", default=None, help="ingest test set NAME (params test_sets.NAME over the "
+            "ingest params) into data/sets/NAME/")
+    cli.add("--out", default=str(paths["manifest"]), help="manifest CSV")
+    cli.add("--shard-dir", default=str(paths["manifest_shards"]), help="per-shard manifests folder")
+    cli.add("--failures", default=str(paths["failures"] / "ingest.csv"), help="failures table CSV")
     cfg, args = cli.parse(argv)
+    if test_set and not section(load_params(args.params), f"test_sets.{test_set}"):
+        print(f"ingest: no test set {test_set!r} in params test_sets", file=sys.stderr)
+        return 2
     options = {k: cfg[k] for k in LAYOUT_KEYS if k in cfg and cfg[k] is not None}
     if "csv" in cfg:   # csv '' (read back as null) = label by real/ + fake/; a name must exist
         options["csv"] = str(cfg["csv"]) if cfg["csv"] else ""

@@ -28,7 +28,10 @@ from dfdetect.failures import Failures  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("make_demo", __doc__, sections=["make_demo", "executor"])
+    extra = common.probe_flag(argv, "--section")
+    cli = StageCLI("make_demo", __doc__, sections=["make_demo", *([extra] if extra else []), "executor"])
+    cli.add("--section", default=None, help="a params section whose keys override make_demo's "
+            "(e.g. make_demo_unseen: the demo's test set of other people)")
     cli.add("--out", default="data/demo", help="output folder (replaced atomically)")
     cli.add("--failures", default=str(common.FAILURES / "make_demo.csv"), help="failures table CSV")
     cfg, args = cli.parse(argv)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,16 +22,7 @@ import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
 from dfdetect.data.manifest import read_manifest  # noqa: E402
-from dfdetect.failures import Failures  # noqa: E402
-from dfdetect.parallel import imap  # noqa: E402
 from dfdetect.saab import features as F  # noqa: E402
-from dfdetect.store import shard_files  # noqa: E402
-
-
-def _transform(shard: Path, out_dir: Path, model_dir: Path, regions, params, batch_frames, compression):
-    out = out_dir / shard.name
-    return F.transform_shard(shard, out, model_dir, regions, stage_params=params,
-                             batch_frames=batch_frames, compression=compression).rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,40 +33,27 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--out", default=str(common.SAAB), help="Saab feature store folder")
     cli.add("--models", default=str(common.SOURCES["saab_model"]), help="fitted PixelHop folder")
     cli.add("--failures", default=str(common.FAILURES / "saab_features.csv"), help="failures CSV")
+    cli.add("--transform-only", action="store_true",
+            help="never fit: transform with the trees already in --models (test sets)")
     cfg, args = cli.parse(argv)
-    seed = int(cfg.get("seed", 0))
-    regions = list(cfg.get("regions", F.PATCH_REGIONS))
-    t0 = time.perf_counter()
-    manifest = read_manifest(args.manifest)
-    items = F.train_items(args.faces, manifest, int(cfg.get("fit_max_images", 10000)), seed)
-    patches = F.read_patches(args.faces, items)
     executor = cfg.get("executor", {}) or {}
-    models = F.fit_region_models(patches, regions, cfg, seed, executor=executor.get("backend", "process"),
-                                 workers=executor.get("workers"))
-    del patches
-    F.save_models(models, args.models)
+    backend, workers = executor.get("backend", "process"), executor.get("workers")
+    t0 = time.perf_counter()
+    fitted = "transform only"
+    if not args.transform_only:
+        info = F.fit(args.faces, read_manifest(args.manifest), args.models, cfg, int(cfg.get("seed", 0)),
+                     executor=backend, workers=workers)
+        fitted = f"fitted {len(info['regions'])} PixelHop trees on {info['train_frames']} train frames"
     t_fit = time.perf_counter() - t0
-
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("shard-*.h5"):
-        stale.unlink()
-    shards = shard_files(args.faces)
-    fn = partial(_transform, out_dir=out_dir, model_dir=Path(args.models), regions=regions,
-                 params=cfg, batch_frames=int(cfg.get("batch_frames", 2048)),
-                 compression=cfg.get("compression", "none"))
-    failures = Failures("saab_features")
-    for shard, rows, err in imap(fn, shards, executor=executor.get("backend", "process"),
-                                 workers=executor.get("workers"), desc="saab_features"):
-        if err is not None:
-            failures.add("*", f"shard failed: {type(err).__name__}: {err}", path=str(shard))
-        else:
-            failures.rows.extend(rows)
+    try:
+        failures, n_shards = F.transform_store(args.faces, args.out, args.models, cfg,
+                                               executor=backend, workers=workers)
+    except FileNotFoundError as err:
+        print(f"saab_features: {err}", file=sys.stderr)
+        return 2
     failures.write(args.failures)
-    print(f"saab_features: fitted {len(regions)} PixelHop trees on {len(items)} train frames in "
-          f"{t_fit:.1f} s; transformed {len(shards)} shards -> {out_dir} in "
-          f"{time.perf_counter() - t0 - t_fit:.1f} s; {len(failures.rows)} failures",
-          file=sys.stderr)
+    print(f"saab_features: {fitted} in {t_fit:.1f} s; transformed {n_shards} shards -> {args.out} in "
+          f"{time.perf_counter() - t0 - t_fit:.1f} s; {len(failures.rows)} failures", file=sys.stderr)
     return 0 if not any(r["video_id"] == "*" for r in failures.rows) else 1
 
 

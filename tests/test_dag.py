@@ -176,10 +176,11 @@ def test_dvc_yaml_shard_paths_are_shard_name():
     templates = _shard_templates(_dvc_yaml())
     assert len(templates) >= 10
     for t in templates:
-        stem = re.search(r"shard-[^/.]*", t).group(0)
-        assert stem == "shard-${item}", t
+        stem = re.search(r"shard-(\$\{[^}]*\}|[^/.]*)", t).group(0)
+        assert stem in ("shard-${item}", "shard-${item.shard}"), t
+        var = stem[len("shard-"):]
         for n in (0, 9, 10, 63, 100):
-            assert t.replace("${item}", str(n)).endswith(shard_name(n) + Path(t).suffix)
+            assert t.replace(var, str(n)).endswith(shard_name(n) + Path(t).suffix)
 
 
 def _env(dst: Path) -> dict:
@@ -236,3 +237,12 @@ def test_twelve_shards_run_shard_ten(tmp_path):
     assert manifests == sorted(f"{shard_name(i)}.csv" for i in range(12))
     _run(dvc + ["repro", "-s", "sample_frames@10"], dst, env)
     assert (dst / "data" / "frames" / f"{shard_name(10)}.h5").exists()
+
+
+def test_set_detectors_are_the_video_detectors():
+    from dfdetect.detectors.base import get
+
+    v = yaml.safe_load((REPO / "dvc.yaml").read_text())["vars"]
+    merged = {k: val for d in v for k, val in d.items()}
+    video = {n for n in merged["train_inputs"] if get(n).manifest == "video"}
+    assert set(merged["set_detectors"]) == video

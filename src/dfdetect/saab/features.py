@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..failures import Failures
-from ..store import ShardReader, ShardWriter, Store
+from ..parallel import imap
+from ..store import ShardReader, ShardWriter, Store, shard_files
 from .pixelhop import PixelHop
 
 log = logging.getLogger(__name__)
@@ -169,3 +170,51 @@ def transform_shard(faces_shard: str | Path, out_path: str | Path, model_dir: st
         flush()
     reader.close()
     return failures
+
+
+def fit(faces_dir: str | Path, manifest: pd.DataFrame, model_dir: str | Path, cfg: Mapping, seed: int,
+        executor: str = "process", workers: int | None = None) -> dict:
+    """Fit one PixelHop++ per region on train patches (at most ``fit_max_images`` frames,
+    seeded) and save the trees to ``model_dir``; returns a summary."""
+    regions = list(cfg.get("regions", PATCH_REGIONS))
+    items = train_items(faces_dir, manifest, int(cfg.get("fit_max_images", 10000)), seed)
+    patches = read_patches(faces_dir, items)
+    models = fit_region_models(patches, regions, cfg, seed, executor=executor, workers=workers)
+    del patches
+    save_models(models, model_dir)
+    return {"regions": regions, "train_frames": len(items)}
+
+
+def _transform_task(shard: Path, out_dir: Path, model_dir: Path, regions, params, batch_frames,
+                    compression) -> list[dict]:
+    return transform_shard(shard, out_dir / shard.name, model_dir, regions, stage_params=params,
+                           batch_frames=batch_frames, compression=compression).rows
+
+
+def transform_store(faces_dir: str | Path, out_dir: str | Path, model_dir: str | Path, cfg: Mapping,
+                    executor: str = "process", workers: int | None = None) -> tuple[Failures, int]:
+    """Transform every face shard of ``faces_dir`` with the trees fitted in ``model_dir`` into
+    ``out_dir`` (same shard names; stale shards there removed). Returns the failures (a shard
+    that failed whole has video_id ``*``) and the number of shards."""
+    from functools import partial  # noqa: PLC0415
+
+    regions = list(cfg.get("regions", PATCH_REGIONS))
+    missing = [r for r in regions if not (Path(model_dir) / f"{r}.json").exists()]
+    if missing:
+        raise FileNotFoundError(f"{model_dir}: no fitted PixelHop for regions {missing} "
+                                "(run the saab_features stage on the training DAG first)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in shard_files(out_dir):
+        stale.unlink()
+    shards = shard_files(faces_dir)
+    fn = partial(_transform_task, out_dir=out_dir, model_dir=Path(model_dir), regions=regions,
+                 params=dict(cfg), batch_frames=int(cfg.get("batch_frames", 2048)),
+                 compression=cfg.get("compression", "none"))
+    failures = Failures("saab_features")
+    for shard, rows, err in imap(fn, shards, executor=executor, workers=workers, desc="saab_features"):
+        if err is not None:
+            failures.add("*", f"shard failed: {type(err).__name__}: {err}", path=str(shard))
+        else:
+            failures.rows.extend(rows)
+    return failures, len(shards)

@@ -50,7 +50,7 @@ LABEL_COLUMNS = ["path", "label", "method", "quality", "identity", "source_id", 
 
 DEFAULTS = {
     "source": "", "identities": 8, "clips": 2, "fps": 25, "seconds": 2.0, "size": 256,
-    "qualities": ["c23", "c40"], "methods": ["faceswap", "reenact"], "lfw": list(DEFAULT_LFW),
+    "qualities": ["c23", "c40"], "methods": ["faceswap", "reenact"], "lfw": list(DEFAULT_LFW), "photos": True,
     "split_fractions": [0.5, 0.25, 0.25], "max_sources": 8, "identity_from": "file",
     "preset": "medium", "identity_regex": "",
 }
@@ -114,7 +114,7 @@ def n_frames(cfg: dict) -> int:
 
 # ----------------------------------------------------------------------------- subjects
 def builtin_subjects(cfg: dict, failures: Failures) -> list[Subject]:
-    portraits = builtin_portraits(cfg["lfw"], 256, failures)  # LFW upscaled for dlib
+    portraits = builtin_portraits(cfg["lfw"], 256, failures, photos=bool(cfg["photos"]))  # LFW upscaled for dlib
     portraits = portraits[: int(cfg["identities"])]
     return [Subject(p.identity, "portrait", portrait=p, index=i,
                     voice=audio_mod.VOICES[i % len(audio_mod.VOICES)])

@@ -122,9 +122,11 @@ def photo_portrait(path: str | Path, identity: str, max_side: int = 1024) -> Por
     return Portrait(identity, img, _largest_face(img, str(path)), str(path), "see source")
 
 
-def builtin_portraits(lfw_indices=DEFAULT_LFW, size: int = 256, failures=None) -> list[Portrait]:
-    """Every portrait installed packages ship: the two colour photos, then the LFW crops."""
-    makers = [("astronaut", astronaut), ("grace_hopper", grace_hopper)]
+def builtin_portraits(lfw_indices=DEFAULT_LFW, size: int = 256, failures=None,
+                      photos: bool = True) -> list[Portrait]:
+    """Every portrait installed packages ship: the two colour photos (unless ``photos`` is
+    false, e.g. for a test set of other people), then the LFW crops."""
+    makers = [("astronaut", astronaut), ("grace_hopper", grace_hopper)] if photos else []
     makers += [(f"lfw-{i:03d}", functools.partial(lfw_face, int(i), size)) for i in lfw_indices]
     out = []
     for name, make in makers:
