@@ -6,7 +6,10 @@ frame_index -1 for video-level scores); metrics/<detector>.json (frame- and vide
 metrics per split: AUC, EER, pAUC, tAUC and TAR at each FAR, log(wP), accuracy, precision,
 recall, F1, coverage; the detector's init and parameter counts; undefined values as null);
 and metrics/roc/<detector>.csv (video-level test ROC points far, tar, threshold for dvc
-plots). Metric definitions: src/dfdetect/metrics.py.
+plots). Metric definitions: src/dfdetect/metrics.py. Rows whose cached inputs hold NaN/inf are
+not scored: they are listed in data/failures/evaluate/<detector>.csv (always written) and counted
+per split in the metrics JSON (``unscored``: frames, and videos left with no scored row). A model
+file that cannot be loaded stops the stage with one line (file: reason) and exit status 2.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
 from dfdetect.data.manifest import read_manifest  # noqa: E402
-from dfdetect.detectors.base import DetectorData, get  # noqa: E402
+from dfdetect.detectors.base import DetectorData, ModelLoadError, get  # noqa: E402
 from dfdetect.detectors.evaluation import evaluate_detector  # noqa: E402
 from dfdetect.store import write_csv_atomic, write_json_atomic  # noqa: E402
 
@@ -38,6 +41,8 @@ def main(argv=None) -> None:
     cli.add("--manifest", default=None, help="manifest CSV (default: the detector's DAG manifest)")
     cli.add("--source", action="append", default=[], metavar="NAME=PATH",
             help="override the path of a detector input (repeatable)")
+    cli.add("--failures", default=None,
+            help="failures CSV (default: data/failures/evaluate/<detector>.csv)")
     cfg, args = cli.parse(argv)
     name = args.detector
     cls = get(name)
@@ -51,18 +56,29 @@ def main(argv=None) -> None:
     missing = [n for n in cls.inputs if n not in sources]
     if missing:
         raise SystemExit(f"no path for detector inputs {missing}; give --source name=path")
-    det = cls.load(Path(args.models_dir) / name)
+    try:
+        det = cls.load(Path(args.models_dir) / name)
+    except ModelLoadError as err:
+        print(f"evaluate {name}: cannot load the model: {err}", file=sys.stderr)
+        sys.exit(2)
     data = DetectorData(read_manifest(manifest_path), sources=sources, seed=int(cfg.get("seed", 0)))
     keys = ("aggregate", "far_points", "recall_for_logwp", "logwp_alpha", "tauc_steps", "threshold",
             "roc_max_points")
     scores, result, roc = evaluate_detector(
         det, data, splits=[s for s in args.splits.split(",") if s], **{k: cfg[k] for k in keys if k in cfg})
+    fail_path = Path(args.failures) if args.failures else common.FAILURES / "evaluate" / f"{name}.csv"
+    data.checks.failures(f"evaluate@{name}").write(fail_path)
     write_csv_atomic(Path(args.scores_dir) / f"{name}.csv", scores)
     write_json_atomic(Path(args.metrics_dir) / f"{name}.json", result)
     write_csv_atomic(Path(args.metrics_dir) / "roc" / f"{name}.csv", roc)
     for level, m in result["test"].items():
         if level in ("frame", "video"):
             log.info("%s %s-level test: AUC %s, EER %s, n=%d", name, level, m.get("auc"), m.get("eer"), m["n"])
+    for split in args.splits.split(","):
+        un = result.get(split, {}).get("unscored") or {}
+        if un.get("frames"):
+            log.warning("%s %s: %d rows unscored for non-finite inputs (%d videos left unscored) -> %s",
+                        name, split, un["frames"], un["videos"], fail_path)
 
 
 if __name__ == "__main__":

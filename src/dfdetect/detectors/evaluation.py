@@ -26,7 +26,8 @@ def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), a
 
     Returns ``(scores, result, roc)``: the score table of every split present in the manifest
     (video_id, frame_index, score, split), the metrics document (detector, init, parameters,
-    one entry per split with "frame"/"video" levels and coverage, and "extra" from the
+    one entry per split with "frame"/"video" levels, coverage and "unscored" (frames and
+    videos left unscored for non-finite cached inputs), and "extra" from the
     detector's optional ``extra_metrics(data, test_scores)``), and the video-level ROC points
     of the first split. The first split must have videos.
     """
@@ -62,6 +63,9 @@ def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), a
             entry["warnings"] = notes
         entry["coverage"] = {"videos": int(len(videos)), "scored": int(len(scored)),
                              "unscored": len(missing), "unscored_examples": missing[:5]}
+        # rows left unscored because their cached inputs hold NaN/inf (data.checks), and the
+        # videos that left with no scored row
+        entry["unscored"] = data.checks.unscored(split, scored)
         result[split] = entry
         if roc is None:
             vs = aggregate_videos(sc, aggregate)
