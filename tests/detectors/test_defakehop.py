@@ -218,3 +218,134 @@ def test_stage_writes_shards_models_and_failures(tmp_path):
     assert list(fails["video_id"]) == ["real/broken.mp4"]
     assert "patches shaped" in fails["reason"].iloc[0]
     assert len(Store(tmp_path / "saab").index()) == 10 * N_FRAMES
+
+
+# ----------------------------------------------------------------------------- non-finite rows
+def _rewrite_store(src: Path, dst: Path, edit) -> None:
+    """Copy a store shard by shard; ``edit(video_id, frames, fields)`` returns the (frames,
+    fields) to write instead (to inject NaN/inf, or to drop frames)."""
+    from dfdetect.store import ShardReader
+
+    for shard in sorted(src.glob("shard-*.h5")):
+        reader = ShardReader(shard)
+        root = dict(reader.file.attrs)
+        extra = {k: v for k, v in root.items() if k not in ("format", "stage", "params")}
+        with ShardWriter(dst / shard.name, stage=str(root["stage"]),
+                         params=json.loads(root["params"]), attrs=extra) as w:
+            for vid in pd.unique(reader.index()["video_id"]):
+                fields = {k: reader.read(vid, k) for k in reader.fields(vid)}
+                frames, fields = edit(vid, reader.frame_indices(vid), fields)
+                w.add_video(vid, frames, **fields)
+        reader.close()
+
+
+def _test_videos(manifest: pd.DataFrame) -> list[str]:
+    return sorted(manifest.loc[manifest["split"] == "test", "video_id"])
+
+
+def test_nonfinite_saab_rows_are_unscored_recorded_and_counted(workdir, trained, tmp_path):
+    """Issue #8: an inf in a Saab shard and all-NaN features for two test videos: those rows
+    are recorded and unscored, the videos absent, every other video scored exactly as before."""
+    from dfdetect.detectors.evaluation import evaluate_detector
+
+    root, manifest = workdir
+    det, clean_data, _ = trained
+    tests = _test_videos(manifest)
+    inf_vid, nan_vids = tests[0], tests[1:3]
+
+    def poison(vid, frames, fields):
+        fields = {k: v.copy() for k, v in fields.items()}
+        if vid == inf_vid:
+            fields["mouth_hop2"][2, 1, 1, 0] = np.inf       # one value of one frame
+        if vid in nan_vids:
+            for k in fields:
+                if k.endswith(("hop1", "hop2", "hop3")):
+                    fields[k][:] = np.nan
+        return frames, fields
+
+    _rewrite_store(root / "saab", tmp_path / "saab", poison)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=7, progress=False)
+    clean = det.score(clean_data, "test")
+    scores = det.score(data, "test")
+    assert not set(nan_vids) & set(scores["video_id"])                    # unscored
+    assert 2 not in set(scores.loc[scores["video_id"] == inf_vid, "frame_index"] // 10)
+    assert (scores["video_id"] == inf_vid).sum() == N_FRAMES - 1          # the rest of it scored
+    others = sorted(set(tests) - {inf_vid, *nan_vids})
+    pd.testing.assert_frame_equal(scores[scores["video_id"].isin(others)].reset_index(drop=True),
+                                  clean[clean["video_id"].isin(others)].reset_index(drop=True))
+    fails = data.checks.failures("evaluate@defakehop").frame()
+    assert len(fails) == 1 + 2 * N_FRAMES
+    row = fails[fails["video_id"] == inf_vid].iloc[0]
+    assert row["frame_index"] == 20 and row["path"].endswith(".h5") and Path(row["path"]).is_file()
+    assert row["reason"] == "non-finite features: 0 NaN, 1 inf in saab mouth_hop2"
+    nan_reason = fails[fails["video_id"] == nan_vids[0]]["reason"].iloc[0]
+    assert nan_reason.startswith("non-finite features: ") and "NaN, 0 inf in saab left_eye_hop1" in nan_reason
+    # the evaluate stage's metrics document counts them per split
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=7, progress=False)
+    _, result, _ = evaluate_detector(det, data, splits=("test", "val"))
+    assert result["test"]["unscored"] == {"frames": 1 + 2 * N_FRAMES, "videos": 2}
+    assert result["val"]["unscored"] == {"frames": 0, "videos": 0}
+    assert result["test"]["coverage"]["unscored"] == 2
+
+
+def test_nonfinite_train_rows_are_left_out_of_the_fit(workdir, tmp_path):
+    """A NaN in the first block and an inf in the last block of two train frames: the fit
+    equals, file for file, the fit on a store without those two frames."""
+    root, manifest = workdir
+    train = sorted(manifest.loc[manifest["split"] == "train", "video_id"])
+    bad = {(train[0], 10): ("left_eye_hop1", np.nan), (train[3], 40): ("mouth_hop3", np.inf)}
+
+    def poison(vid, frames, fields):
+        fields = {k: v.copy() for k, v in fields.items()}
+        for (v, f), (name, value) in bad.items():
+            if v == vid:
+                fields[name][list(frames).index(f), 0, 0, 0] = value
+        return frames, fields
+
+    def drop(vid, frames, fields):
+        keep = np.array([(vid, int(f)) not in bad for f in frames])
+        return frames[keep], {k: v[keep] for k, v in fields.items()}
+
+    _rewrite_store(root / "saab", tmp_path / "poisoned", poison)
+    _rewrite_store(root / "saab", tmp_path / "dropped", drop)
+    out = {}
+    for name in ("poisoned", "dropped"):
+        data = DetectorData(manifest, sources={"saab": tmp_path / name}, seed=7, progress=False)
+        det = create("defakehop", DET_PARAMS)
+        det.fit(data)
+        det.save(tmp_path / f"m-{name}")
+        out[name] = data
+    assert sorted(out["poisoned"].checks.bad("train")) == sorted(bad)
+    assert not out["dropped"].checks.bad()
+    for f in ("pca.npz", "channel_xgb.json", "final_xgb.json", "region_xgb.json", "config.json"):
+        assert (tmp_path / "m-poisoned" / f).read_bytes() == (tmp_path / "m-dropped" / f).read_bytes(), f
+
+
+def test_mostly_nonfinite_train_split_fails_the_train_stage(workdir, tmp_path, monkeypatch):
+    root, manifest = workdir
+    train = sorted(manifest.loc[manifest["split"] == "train", "video_id"])
+    poisoned = {v for i, v in enumerate(train) if i % 3}        # 2/3 of them, real and fake
+
+    def poison(vid, frames, fields):
+        fields = {k: v.copy() for k, v in fields.items()}
+        if vid in poisoned:
+            fields["right_eye_hop1"][:] = np.nan
+        return frames, fields
+
+    _rewrite_store(root / "saab", tmp_path / "saab", poison)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seed": 7, "models": {"defakehop": DET_PARAMS}}))
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("train_stage_nf", REPO / "stages" / "train.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    with pytest.raises(SystemExit) as exc:
+        stage.main(["--detector", "defakehop", "--params", "params.yaml", "--manifest", "manifest.csv",
+                    "--source", f"saab={tmp_path / 'saab'}", "--no-live"])
+    assert exc.value.code == 2
+    assert not (tmp_path / "models" / "defakehop").exists()                 # nothing trained
+    fails = pd.read_csv(tmp_path / "data" / "failures" / "train" / "defakehop.csv")
+    assert set(fails["video_id"]) == poisoned and set(fails["stage"]) == {"train@defakehop"}
+    assert fails["reason"].str.contains("NaN, 0 inf in saab right_eye_hop1").all()
