@@ -209,11 +209,13 @@ class DetectorData:
         return out.sort_values(["video_id", "frame_index"], kind="stable").reset_index(drop=True)
 
     def usable_items(self, input_name: str, split: str | None, fields: Sequence[str],
-                     require: bool | None = None, who: str = "detector") -> pd.DataFrame:
+                     require: bool | None = None, who: str = "detector",
+                     labels: Mapping[str, str] | None = None) -> pd.DataFrame:
         """:meth:`items` without the rows whose float ``fields`` hold NaN/inf (recorded in
-        :attr:`checks`). Each field is read once per video (the chunks of its items); integer
-        fields are never read. ``require`` (default: ``split == "train"``) makes a split of
-        mostly bad rows an error."""
+        :attr:`checks`; ``labels`` names a field in the reason, default ``"<input> <field>"``).
+        Each field is read once per video (the chunks of its items); integer fields are never
+        read. ``require`` (default: ``split == "train"``) makes a split of mostly bad rows an
+        error."""
         from ..store import Store  # noqa: PLC0415
 
         items = self.items(input_name, split)
@@ -230,8 +232,8 @@ class DetectorData:
                 if not np.issubdtype(ds.dtype, np.floating):
                     continue
                 values = ds[()][rows] if len(rows) > 1 else ds[int(rows[0])][None]
-                bad[grp.index.to_numpy()] |= self.checks.check(grp, values, f"{input_name} {name}",
-                                                               reader.path)
+                what = (labels or {}).get(name, f"{input_name} {name}")
+                bad[grp.index.to_numpy()] |= self.checks.check(grp, values, what, reader.path)
         store.close()
         if require if require is not None else split == "train":
             self.checks.require_usable(items, bad, who, self.source(input_name))

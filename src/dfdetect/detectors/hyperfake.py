@@ -237,7 +237,8 @@ class HyperFake(Detector):
         scanned, not the cubes; bad faces are recorded in ``data.checks``."""
         from ..spectral.cache import MEAN_FIELD  # noqa: PLC0415
 
-        return data.usable_items("hsi", split, (MEAN_FIELD,), who=self.name)
+        return data.usable_items("hsi", split, (MEAN_FIELD,), who=self.name,
+                                 labels={MEAN_FIELD: f"hsi {MEAN_FIELD} (bands of the cube)"})
 
     # ------------------------------------------------------------------ interface
     def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
