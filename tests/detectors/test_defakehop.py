@@ -349,3 +349,93 @@ def test_mostly_nonfinite_train_split_fails_the_train_stage(workdir, tmp_path, m
     fails = pd.read_csv(tmp_path / "data" / "failures" / "train" / "defakehop.csv")
     assert set(fails["video_id"]) == poisoned and set(fails["stage"]) == {"train@defakehop"}
     assert fails["reason"].str.contains("NaN, 0 inf in saab right_eye_hop1").all()
+
+
+# ----------------------------------------------------------------------------- model files
+def _evaluate_stage():
+    spec = importlib.util.spec_from_file_location("evaluate_stage_nf", REPO / "stages" / "evaluate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_evaluate_stage_records_unscored_rows(workdir, trained, tmp_path, monkeypatch):
+    root, manifest = workdir
+    det, _, _ = trained
+    det.save(tmp_path / "models" / "defakehop")
+    nan_vid = _test_videos(manifest)[0]
+
+    def poison(vid, frames, fields):
+        if vid == nan_vid:
+            fields = dict(fields, left_eye_hop3=np.full_like(fields["left_eye_hop3"], np.nan))
+        return frames, fields
+
+    _rewrite_store(root / "saab", tmp_path / "saab", poison)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    (tmp_path / "params.yaml").write_text("seed: 7\n")
+    monkeypatch.chdir(tmp_path)
+    _evaluate_stage().main(["--detector", "defakehop", "--params", "params.yaml",
+                            "--manifest", "manifest.csv", "--source", "saab=saab"])
+    metrics = json.loads((tmp_path / "metrics" / "defakehop.json").read_text())
+    assert metrics["test"]["unscored"] == {"frames": N_FRAMES, "videos": 1}
+    fails = pd.read_csv(tmp_path / "data" / "failures" / "evaluate" / "defakehop.csv")
+    assert list(fails["video_id"]) == [nan_vid] * N_FRAMES
+    assert set(fails["stage"]) == {"evaluate@defakehop"}
+    per_frame = Store(root / "saab").read(nan_vid, "left_eye_hop3")[0].size     # 3 x 3 x channels
+    assert set(fails["reason"]) == {f"non-finite features: {per_frame} NaN, 0 inf in saab left_eye_hop3"}
+    scores = pd.read_csv(tmp_path / "data" / "scores" / "defakehop.csv")
+    assert nan_vid not in set(scores["video_id"])
+    # the report stage's gathering finds the new tables
+    from dfdetect.report import collect_failures
+
+    assert set(collect_failures(tmp_path / "data" / "failures")["stage"]) == {"evaluate@defakehop"}
+
+
+def test_unloadable_model_files_name_the_file_and_the_reason(workdir, trained, tmp_path, monkeypatch,
+                                                             capsys):
+    from dfdetect.detectors.base import ModelLoadError
+
+    root, manifest = workdir
+    det, _, _ = trained
+    model = tmp_path / "models" / "defakehop"
+    det.save(model)
+    good = {p.name: p.read_bytes() for p in model.iterdir()}
+    cls = get("defakehop")
+
+    def broken(name: str, content: bytes | None) -> str:
+        for k, v in good.items():
+            (model / k).write_bytes(v)
+        if content is None:
+            (model / name).unlink()
+        else:
+            (model / name).write_bytes(content)
+        with pytest.raises(ModelLoadError) as err:
+            cls.load(model)
+        assert err.value.path == model / name
+        text = str(err.value)
+        assert text.startswith(f"{model / name}: ") and "\n" not in text
+        return text[len(f"{model / name}: "):]
+
+    # the case: valid JSON that is not an XGBoost model (raw XGBoostError: map::at)
+    reason = broken("final_xgb.json", b'{"learner": {"attributes": {}}, "version": [3, 0, 0]}\n')
+    assert reason.startswith("not an XGBoost model (XGBoostError: ") and "Stack trace" not in reason
+    assert broken("final_xgb.json", b"not json").startswith("not an XGBoost model (JSONDecodeError: ")
+    assert broken("region_xgb.json", None) == "missing file"
+    assert broken("pca.npz", good["pca.npz"][:100]).startswith("not an npz archive (")
+    cfg = json.loads(good["config.json"])
+    assert broken("config.json", json.dumps({**cfg, "detector": "resnet50"}).encode()) == \
+        "config says detector resnet50, expected defakehop"
+    # the evaluate stage prints that one line and exits 2
+    broken("final_xgb.json", b"[1, 2, 3]")
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    (tmp_path / "params.yaml").write_text("seed: 7\n")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        _evaluate_stage().main(["--detector", "defakehop", "--params", "params.yaml", "--manifest",
+                                "manifest.csv", "--source", f"saab={root / 'saab'}"])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == [f"evaluate defakehop: cannot load the model: {Path('models/defakehop/final_xgb.json')}: "
+                   f"{err[-1].split('final_xgb.json: ', 1)[1]}"]
+    assert "not an XGBoost model" in err[0]
