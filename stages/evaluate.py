@@ -24,7 +24,7 @@ import common  # noqa: E402
 from dfdetect.config import StageCLI  # noqa: E402
 from dfdetect.data.manifest import read_manifest  # noqa: E402
 from dfdetect.detectors.base import DetectorData, ModelLoadError, get  # noqa: E402
-from dfdetect.detectors.evaluation import evaluate_detector  # noqa: E402
+from dfdetect.detectors.evaluation import NothingScoredError, evaluate_detector  # noqa: E402
 from dfdetect.store import write_csv_atomic, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("dfdetect.evaluate")
@@ -64,9 +64,14 @@ def main(argv=None) -> None:
     data = DetectorData(read_manifest(manifest_path), sources=sources, seed=int(cfg.get("seed", 0)))
     keys = ("aggregate", "far_points", "recall_for_logwp", "logwp_alpha", "tauc_steps", "threshold",
             "roc_max_points")
-    scores, result, roc = evaluate_detector(
-        det, data, splits=[s for s in args.splits.split(",") if s], **{k: cfg[k] for k in keys if k in cfg})
     fail_path = Path(args.failures) if args.failures else common.FAILURES / "evaluate" / f"{name}.csv"
+    try:
+        scores, result, roc = evaluate_detector(
+            det, data, splits=[s for s in args.splits.split(",") if s], **{k: cfg[k] for k in keys if k in cfg})
+    except NothingScoredError as err:
+        data.checks.failures(f"evaluate@{name}").write(fail_path)
+        print(f"{err} -> {fail_path}", file=sys.stderr)
+        sys.exit(2)
     data.checks.failures(f"evaluate@{name}").write(fail_path)
     write_csv_atomic(Path(args.scores_dir) / f"{name}.csv", scores)
     write_json_atomic(Path(args.metrics_dir) / f"{name}.json", result)

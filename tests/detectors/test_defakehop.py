@@ -439,3 +439,32 @@ def test_unloadable_model_files_name_the_file_and_the_reason(workdir, trained, t
     assert err == [f"evaluate defakehop: cannot load the model: {Path('models/defakehop/final_xgb.json')}: "
                    f"{err[-1].split('final_xgb.json: ', 1)[1]}"]
     assert "not an XGBoost model" in err[0]
+
+
+def test_evaluate_stage_with_no_scorable_test_item_exits_2(workdir, trained, tmp_path, monkeypatch,
+                                                           capsys):
+    root, manifest = workdir
+    det, _, _ = trained
+    det.save(tmp_path / "models" / "defakehop")
+    tests = set(_test_videos(manifest))
+
+    def poison(vid, frames, fields):
+        if vid in tests:
+            fields = dict(fields, mouth_hop1=np.full_like(fields["mouth_hop1"], np.inf))
+        return frames, fields
+
+    _rewrite_store(root / "saab", tmp_path / "saab", poison)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    (tmp_path / "params.yaml").write_text("seed: 7\n")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        _evaluate_stage().main(["--detector", "defakehop", "--params", "params.yaml",
+                                "--manifest", "manifest.csv", "--source", "saab=saab"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("evaluate defakehop: no item of the 'test' split could be scored")
+    assert f"{len(tests) * N_FRAMES} rows with non-finite inputs" in err
+    fails = pd.read_csv(tmp_path / "data" / "failures" / "evaluate" / "defakehop.csv")
+    assert set(fails["video_id"]) == tests
+    assert not (tmp_path / "metrics" / "defakehop.json").exists()

@@ -18,6 +18,10 @@ from ..metrics import (UndefinedMetricWarning, aggregate_videos, evaluate, json_
 from .base import check_scores
 
 
+class NothingScoredError(ValueError):
+    """The reported split has no scored item (e.g. every cached row is non-finite)."""
+
+
 def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), aggregate: str = "mean",
                       far_points: Sequence[float] = (0.01, 0.1), recall_for_logwp: float = 0.9,
                       logwp_alpha: float = 100.0, tauc_steps: int = 100, threshold: float = 0.5,
@@ -53,6 +57,16 @@ def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), a
         videos = data.videos(split)["video_id"]
         scored = set(sc["video_id"])
         missing = sorted(set(videos) - scored)
+        if sc.empty:
+            unscored = data.checks.unscored(split, scored)
+            if split == splits[0]:
+                raise NothingScoredError(
+                    f"evaluate {name}: no item of the {split!r} split could be scored "
+                    f"({len(videos)} videos; {unscored['frames']} rows with non-finite inputs)")
+            logging.getLogger("dfdetect.metrics").warning("%s: no item of the %s split scored", name, split)
+            result[split] = {"coverage": {"videos": int(len(videos)), "scored": 0, "unscored": len(missing),
+                                          "unscored_examples": missing[:5]}, "unscored": unscored}
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UndefinedMetricWarning)
             entry = evaluate(sc, data.manifest, aggregate=aggregate, **kw)
