@@ -502,8 +502,16 @@ def train_audio_model(data, params: dict, seed: int = 0, logger: Any | None = No
     splits = {}
     for split in ("train", "val", "test"):
         items = data.items("audio", split).drop_duplicates("video_id").reset_index(drop=True)
-        feats = [model.features(store.read(v, "wave")[0]) for v in items["video_id"]]
-        splits[split] = (items, feats)
+        feats, bad = [], np.zeros(len(items), dtype=bool)
+        for i, v in enumerate(items["video_id"]):
+            wave = store.read(v, "wave")[0]
+            # a wave with NaN/inf is recorded (data.checks) and left out of training and measuring
+            bad[i] = data.checks.check_item(items, i, wave, "audio wave", store.shard_for(v).path)
+            if not bad[i]:
+                feats.append(model.features(wave))
+        if split == "train":
+            data.checks.require_usable(items, bad, "audio model", data.source("audio"))
+        splits[split] = (items[~bad].reset_index(drop=True), feats)
     store.close()
     feat_seconds = time.perf_counter() - t0
     items, feats = splits["train"]

@@ -125,6 +125,14 @@ class InputChecks:
                          f"{int(nan[k])} NaN, {int(inf[k])} inf in {what}")
         return bad
 
+    def check_item(self, items: pd.DataFrame, i: int, values: np.ndarray, what: str, path: Any = None) -> bool:
+        """True when ``values`` (the array just read for row ``i`` of ``items``, e.g. one wave)
+        holds NaN/inf, recording it."""
+        values = np.asarray(values)
+        if not np.issubdtype(values.dtype, np.inexact) or np.isfinite(values).all():
+            return False
+        return bool(self.check(items.iloc[[int(i)]], values[None], what, path)[0])
+
     def add(self, video_id: str, frame_index: int, split: str, path: Any, part: str) -> None:
         row = self._rows.setdefault((video_id, int(frame_index)), {
             "split": split, "path": "" if path is None else str(path), "parts": []})

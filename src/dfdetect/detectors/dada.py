@@ -139,9 +139,8 @@ class _Dada(Detector):
         feats = []
         for i, v in enumerate(items["video_id"]):
             wave = store.read(v, "wave")[0]
-            if not np.isfinite(wave).all():          # checked on the array just read
-                bad[i] = data.checks.check(items.iloc[[i]], wave[None], "audio wave",
-                                           store.shard_for(v).path)[0]
+            if data.checks.check_item(items, i, wave, "audio wave", store.shard_for(v).path):
+                bad[i] = True
                 continue
             feats.append(self.audio_model.features(wave))
         items_ok = items[~bad].reset_index(drop=True)
