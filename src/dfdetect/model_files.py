@@ -113,12 +113,12 @@ def load_safetensors(path: str | Path, framework: str = "torch") -> dict:
         return load_file(str(p), device="cpu")
 
 
-def torch_load(path: str | Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU: pickled code is refused."""
+def torch_load(path: str | Path, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: pickled code is refused."""
     import torch  # noqa: PLC0415
 
     with model_file(path, "not a torch checkpoint") as p:
-        return torch.load(str(p), map_location="cpu", weights_only=True)
+        return torch.load(str(p), map_location=map_location, weights_only=True)
 
 
 def load_npz(path: str | Path, names: list[str] | tuple[str, ...] = ()) -> dict:
