@@ -231,13 +231,18 @@ class DetectorData:
             return items
         store = Store(self.source(input_name))
         bad = np.zeros(len(items), dtype=bool)
+        integer: set[tuple[int, str]] = set()        # (shard, field) stored as integers: skipped
         for (shard, vid), grp in items.groupby(["shard", "video_id"], sort=False):
+            names = [n for n in fields if (int(shard), n) not in integer]
+            if not names:
+                continue
             reader = store.shards[int(shard)]
             group = reader.group(vid)
             rows = grp["row"].to_numpy()
-            for name in fields:
+            for name in names:
                 ds = group[name]
-                if not np.issubdtype(ds.dtype, np.floating):
+                if not np.issubdtype(ds.dtype, np.inexact):
+                    integer.add((int(shard), name))
                     continue
                 values = ds[()][rows] if len(rows) > 1 else ds[int(rows[0])][None]
                 what = (labels or {}).get(name, f"{input_name} {name}")
