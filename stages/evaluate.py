@@ -6,7 +6,10 @@ frame_index -1 for video-level scores); metrics/<detector>.json (frame- and vide
 metrics per split: AUC, EER, pAUC, tAUC and TAR at each FAR, log(wP), accuracy, precision,
 recall, F1, coverage; the detector's init and parameter counts; undefined values as null);
 and metrics/roc/<detector>.csv (video-level test ROC points far, tar, threshold for dvc
-plots). Metric definitions: src/dfdetect/metrics.py.
+plots). Metric definitions: src/dfdetect/metrics.py. Rows whose cached inputs hold NaN/inf are
+not scored: they are listed in data/failures/evaluate/<detector>.csv (always written) and counted
+per split in the metrics JSON (``unscored``: frames, and videos left with no scored row). A model
+file that cannot be loaded stops the stage with one line (file: reason) and exit status 2.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
 from dfdetect.data.manifest import read_manifest  # noqa: E402
-from dfdetect.detectors.base import DetectorData, get  # noqa: E402
-from dfdetect.detectors.evaluation import evaluate_detector  # noqa: E402
+from dfdetect.detectors.base import DetectorData, ModelLoadError, get  # noqa: E402
+from dfdetect.detectors.evaluation import NothingScoredError, evaluate_detector  # noqa: E402
 from dfdetect.store import write_csv_atomic, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("dfdetect.evaluate")
@@ -40,6 +43,8 @@ def main(argv=None) -> int:
             help="override the path of a detector input (repeatable)")
     cli.add("--set", default=None, help="score test set NAME (params test_sets) from data/sets/NAME/ "
             "into data/set_scores/NAME/ and metrics/sets/NAME/ (test split only)")
+    cli.add("--failures", default=None,
+            help="failures CSV (default: data/failures/evaluate/<detector>.csv)")
     cfg, args = cli.parse(argv)
     name = args.detector
     cls = get(name)
@@ -54,6 +59,7 @@ def main(argv=None) -> int:
         manifest_path = Path(args.manifest) if args.manifest else paths["manifest"]
         sources.update({n: paths[n] for n in cls.inputs if n in paths})
         args.scores_dir, args.metrics_dir, args.splits = paths["scores"], paths["metrics"], "test"
+        args.failures = args.failures or str(paths["failures"] / "evaluate" / f"{name}.csv")
     for spec in args.source:
         key, sep, path = spec.partition("=")
         if not sep:
@@ -62,18 +68,34 @@ def main(argv=None) -> int:
     missing = [n for n in cls.inputs if n not in sources]
     if missing:
         raise SystemExit(f"no path for detector inputs {missing}; give --source name=path")
-    det = cls.load(Path(args.models_dir) / name)
+    try:
+        det = cls.load(Path(args.models_dir) / name)
+    except ModelLoadError as err:
+        print(f"evaluate {name}: cannot load the model: {err}", file=sys.stderr)
+        sys.exit(2)
     data = DetectorData(read_manifest(manifest_path), sources=sources, seed=int(cfg.get("seed", 0)))
     keys = ("aggregate", "far_points", "recall_for_logwp", "logwp_alpha", "tauc_steps", "threshold",
             "roc_max_points")
-    scores, result, roc = evaluate_detector(
-        det, data, splits=[s for s in args.splits.split(",") if s], **{k: cfg[k] for k in keys if k in cfg})
+    fail_path = Path(args.failures) if args.failures else common.FAILURES / "evaluate" / f"{name}.csv"
+    try:
+        scores, result, roc = evaluate_detector(
+            det, data, splits=[s for s in args.splits.split(",") if s], **{k: cfg[k] for k in keys if k in cfg})
+    except NothingScoredError as err:
+        data.checks.failures(f"evaluate@{name}").write(fail_path)
+        print(f"{err} -> {fail_path}", file=sys.stderr)
+        sys.exit(2)
+    data.checks.failures(f"evaluate@{name}").write(fail_path)
     write_csv_atomic(Path(args.scores_dir) / f"{name}.csv", scores)
     write_json_atomic(Path(args.metrics_dir) / f"{name}.json", result)
     write_csv_atomic(Path(args.metrics_dir) / "roc" / f"{name}.csv", roc)
     for level, m in result["test"].items():
         if level in ("frame", "video"):
             log.info("%s %s-level test: AUC %s, EER %s, n=%d", name, level, m.get("auc"), m.get("eer"), m["n"])
+    for split in args.splits.split(","):
+        un = result.get(split, {}).get("unscored") or {}
+        if un.get("frames"):
+            log.warning("%s %s: %d rows unscored for non-finite inputs (%d videos left unscored) -> %s",
+                        name, split, un["frames"], un["videos"], fail_path)
     return 0
 
 

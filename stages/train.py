@@ -6,7 +6,10 @@ Reads the params section ``models.<detector>`` (every key is also a flag) and ``
 cached inputs the detector declares (``faces``, ``hsi``, ...) at their DAG paths (or
 ``--source name=path``); logs per-epoch training curves with DVCLive to
 ``metrics/train/<detector>``; writes the fitted detector to ``models/<detector>/`` atomically
-(written to a temporary directory, then renamed into place).
+(written to a temporary directory, then renamed into place). Cached rows with NaN/inf inputs
+are left out of the fit and listed in ``data/failures/train/<detector>.csv`` (always written);
+a train split of mostly such rows, or a model file that cannot be loaded (DADA branches,
+``pretrained: <path>``), stops the stage with one line naming the cause and exit status 2.
 """
 
 from __future__ import annotations
@@ -57,10 +60,13 @@ def main(argv: list[str] | None = None) -> dict:
     cli.add("--out", default=None, help="model directory (default: models/<detector>)")
     cli.add("--live-dir", default=None, help="DVCLive directory (default: metrics/train/<detector>)")
     cli.add("--no-live", action="store_true", help="do not log with DVCLive")
+    cli.add("--failures", default=None,
+            help="failures CSV (default: data/failures/train/<detector>.csv)")
     cfg, args = cli.parse(argv)
 
     from dfdetect.data.manifest import read_manifest  # noqa: PLC0415
-    from dfdetect.detectors.base import DetectorData, create, get  # noqa: PLC0415
+    from dfdetect.detectors.base import (DetectorData, ModelLoadError,  # noqa: PLC0415
+                                         NonFiniteInputError, create, get)
 
     cls = get(args.detector)
     seed = int(cfg.pop("seed", 0))
@@ -82,13 +88,22 @@ def main(argv: list[str] | None = None) -> dict:
 
         live_dir = Path(args.live_dir) if args.live_dir else common.METRICS / "train" / args.detector
         live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+    fail_path = Path(args.failures) if args.failures else common.FAILURES / "train" / f"{args.detector}.csv"
     t0 = time.perf_counter()
     try:
         summary = detector.fit(data, logger=live)
+    except (NonFiniteInputError, ModelLoadError) as err:
+        data.checks.failures(f"train@{args.detector}").write(fail_path)
+        print(f"train {args.detector}: {err}", file=sys.stderr)
+        sys.exit(2)
     finally:
         if live is not None:
             live.end()
     elapsed = time.perf_counter() - t0
+    data.checks.failures(f"train@{args.detector}").write(fail_path)
+    if len(data.checks):
+        print(f"train {args.detector}: {len(data.checks)} cached rows with non-finite inputs left out "
+              f"-> {fail_path}", file=sys.stderr)
 
     with atomic_dir(out) as tmp:
         detector.save(tmp)

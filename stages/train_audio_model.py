@@ -6,7 +6,8 @@ tiny.en encoder's hidden states; ``--backbone wav2vec2`` when online; ``lfcc``/`
 ends train their encoder from scratch), then trains multi-layer attentive pooling + bottleneck
 with the three-stage triplet margin schedule (lambda_0 -> AdaTriplet -> lambda_f; cosine
 distance) and a logistic head giving P(fake). Writes models/dada_audio/ (model.safetensors +
-config.json) and metrics/dada_audio.json (ABX, AUC, EER, F1 per split; margins; timings).
+config.json) and metrics/dada_audio.json (ABX, AUC, EER, F1 per split; margins; timings);
+utterances whose waves hold NaN/inf are left out and listed in data/failures/train_audio_model.csv.
 Example:
 
     python stages/train_audio_model.py --fixed_epochs 2 --ada_epochs 2 --final_epochs 2
@@ -43,7 +44,11 @@ def main(argv: list[str] | None = None) -> dict:
     from dfdetect.detectors.base import DetectorData  # noqa: PLC0415
 
     data = DetectorData(read_manifest(args.manifest), sources={"audio": Path(args.audio)}, seed=seed)
-    model, metrics = train_audio_model(data, cfg, seed=seed)
+    fail_path = common.FAILURES / "train_audio_model.csv"
+    try:
+        model, metrics = train_audio_model(data, cfg, seed=seed)
+    finally:  # utterances whose waves hold NaN/inf, left out
+        data.checks.failures("train_audio_model").write(fail_path)
     out = Path(args.out)
     with atomic_dir(out) as tmp:
         model.save(tmp)

@@ -125,3 +125,47 @@ def test_train_audio_model_from_store(tmp_path):
     assert [h["stage"] for h in model.history] == ["fixed", "ada", "final"]
     assert len(metrics["training"]["epoch_seconds"]) == 3
     assert "logmel" in metrics["backbone"]
+
+
+def test_train_audio_model_leaves_out_nonfinite_waves(tmp_path):
+    """A NaN wave (train) and an inf wave (test) are recorded and left out; mostly non-finite
+    train waves are an error, not a model trained on the rest."""
+    import pandas as pd
+
+    from dfdetect.audio.model import train_audio_model
+    from dfdetect.data.manifest import normalise
+    from dfdetect.detectors.base import DetectorData, NonFiniteInputError
+    from dfdetect.store import ShardWriter
+
+    waves, y = _waves(n=24, seed=1)
+    split = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
+    rows = [{"video_id": f"u{i:02d}.wav", "label": "fake" if y[i] else "real", "split": split[i],
+             "identity": f"s{i % 3}", "method": "tts" if y[i] else ""} for i in range(24)]
+    waves[3] = waves[3].copy()
+    waves[3][10] = np.nan
+    waves[22] = waves[22].copy()
+    waves[22][:5] = np.inf
+
+    def store(d, ws):
+        (tmp_path / d).mkdir()
+        with ShardWriter(tmp_path / d / "shard-000.h5", stage="test") as w:
+            for r, wave in zip(rows, ws):
+                w.add_video(r["video_id"], [0], attrs={"sample_rate": 16000}, wave=wave[None])
+        return DetectorData(normalise(pd.DataFrame(rows)), sources={"audio": tmp_path / d})
+
+    params = {"backbone": "logmel", "fixed_epochs": 1, "ada_epochs": 1, "final_epochs": 1,
+              "conv_channels": 8, "bottleneck": 16, "embedding_dim": 8, "classes_per_batch": 2,
+              "per_class": 8, "triplet_classes": "method", "abx_triplets": 500}
+    data = store("audio", waves)
+    model, metrics = train_audio_model(data, params, seed=0)
+    assert metrics["train"]["n"] == 15 and metrics["test"]["n"] == 3
+    assert np.isfinite(model.head_w).all() and np.isfinite(metrics["test"]["auc"])
+    fails = data.checks.failures("train_audio_model").frame()
+    assert list(fails["video_id"]) == ["u03.wav", "u22.wav"]
+    assert list(fails["reason"]) == ["non-finite features: 1 NaN, 0 inf in audio wave",
+                                     "non-finite features: 0 NaN, 5 inf in audio wave"]
+    bad = [w.copy() for w in waves]
+    for i in range(10):
+        bad[i][0] = np.nan
+    with pytest.raises(NonFiniteInputError, match="10 of 16 train rows"):
+        train_audio_model(store("mostly_bad", bad), params, seed=0)

@@ -184,3 +184,41 @@ def test_read_transcripts(tmp_path):
     assert read_transcripts(f) == {"a": "hi", "b": ""}
     with pytest.raises(FileNotFoundError):
         read_transcripts(tmp_path / "none.jsonl")
+
+
+def test_nonfinite_waves_are_left_out_and_recorded(dada_setup, tmp_path):
+    """A NaN in one test wave and an inf in one train wave: those utterances are recorded and
+    left out (unscored), every other test utterance scored exactly as with the clean store
+    when the train side is the same."""
+    from dfdetect.store import ShardReader, ShardWriter
+
+    data, root = dada_setup
+    src = ShardReader(root / "audio" / "shard-000.h5")
+    bad_test, bad_train = "real/bob/4.wav", "fake/alice/0.wav"
+    (tmp_path / "audio").mkdir()
+    with ShardWriter(tmp_path / "audio" / "shard-000.h5", stage="test") as w:
+        for vid in sorted(src.videos()):
+            wave = src.read(vid, "wave").copy()
+            if vid == bad_test:
+                wave[0, 100] = np.nan
+            if vid == bad_train:
+                wave[0, 7] = np.inf
+            w.add_video(vid, [0], attrs={"sample_rate": 16000}, wave=wave)
+    src.close()
+    poisoned = DetectorData(data.manifest, sources={**data.sources, "audio": tmp_path / "audio"}, seed=0)
+    det = create("dada_late", {"alpha": 0.4})
+    summary = det.fit(poisoned)
+    assert summary["train_utterances"] == 23
+    sc = det.score(poisoned, "test")
+    assert bad_test not in set(sc["video_id"]) and len(sc) == 11
+    fails = poisoned.checks.failures("evaluate@dada_late").frame()
+    assert list(fails["video_id"]) == [bad_train, bad_test]
+    assert list(fails["reason"]) == ["non-finite features: 0 NaN, 1 inf in audio wave",
+                                     "non-finite features: 1 NaN, 0 inf in audio wave"]
+    assert poisoned.checks.unscored("test", sc["video_id"]) == {"frames": 1, "videos": 1}
+    # the same fit on the clean store, scored there: the other utterances score the same
+    clean = create("dada_late", {"alpha": 0.4})
+    clean.fit(poisoned)                       # fitted on the same usable train utterances
+    ref = clean.score(data, "test")
+    ref = ref[ref["video_id"] != bad_test].reset_index(drop=True)
+    np.testing.assert_allclose(sc["score"].to_numpy(), ref["score"].to_numpy(), rtol=0, atol=0)

@@ -218,3 +218,255 @@ def test_stage_writes_shards_models_and_failures(tmp_path):
     assert list(fails["video_id"]) == ["real/broken.mp4"]
     assert "patches shaped" in fails["reason"].iloc[0]
     assert len(Store(tmp_path / "saab").index()) == 10 * N_FRAMES
+
+
+# ----------------------------------------------------------------------------- non-finite rows
+def _rewrite_store(src: Path, dst: Path, edit) -> None:
+    """Copy a store shard by shard; ``edit(video_id, frames, fields)`` returns the (frames,
+    fields) to write instead (to inject NaN/inf, or to drop frames)."""
+    from dfdetect.store import ShardReader
+
+    for shard in sorted(src.glob("shard-*.h5")):
+        reader = ShardReader(shard)
+        root = dict(reader.file.attrs)
+        extra = {k: v for k, v in root.items() if k not in ("format", "stage", "params")}
+        with ShardWriter(dst / shard.name, stage=str(root["stage"]),
+                         params=json.loads(root["params"]), attrs=extra) as w:
+            for vid in pd.unique(reader.index()["video_id"]):
+                fields = {k: reader.read(vid, k) for k in reader.fields(vid)}
+                frames, fields = edit(vid, reader.frame_indices(vid), fields)
+                w.add_video(vid, frames, **fields)
+        reader.close()
+
+
+def _test_videos(manifest: pd.DataFrame) -> list[str]:
+    return sorted(manifest.loc[manifest["split"] == "test", "video_id"])
+
+
+def test_nonfinite_saab_rows_are_unscored_recorded_and_counted(workdir, trained, tmp_path):
+    """Issue #8: an inf in a Saab shard and all-NaN features for two test videos: those rows
+    are recorded and unscored, the videos absent, every other video scored exactly as before."""
+    from dfdetect.detectors.evaluation import evaluate_detector
+
+    root, manifest = workdir
+    det, clean_data, _ = trained
+    tests = _test_videos(manifest)
+    inf_vid, nan_vids = tests[0], tests[1:3]
+
+    def poison(vid, frames, fields):
+        fields = {k: v.copy() for k, v in fields.items()}
+        if vid == inf_vid:
+            fields["mouth_hop2"][2, 1, 1, 0] = np.inf       # one value of one frame
+        if vid in nan_vids:
+            for k in fields:
+                if k.endswith(("hop1", "hop2", "hop3")):
+                    fields[k][:] = np.nan
+        return frames, fields
+
+    _rewrite_store(root / "saab", tmp_path / "saab", poison)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=7, progress=False)
+    clean = det.score(clean_data, "test")
+    scores = det.score(data, "test")
+    assert not set(nan_vids) & set(scores["video_id"])                    # unscored
+    assert 2 not in set(scores.loc[scores["video_id"] == inf_vid, "frame_index"] // 10)
+    assert (scores["video_id"] == inf_vid).sum() == N_FRAMES - 1          # the rest of it scored
+    others = sorted(set(tests) - {inf_vid, *nan_vids})
+    pd.testing.assert_frame_equal(scores[scores["video_id"].isin(others)].reset_index(drop=True),
+                                  clean[clean["video_id"].isin(others)].reset_index(drop=True))
+    fails = data.checks.failures("evaluate@defakehop").frame()
+    assert len(fails) == 1 + 2 * N_FRAMES
+    row = fails[fails["video_id"] == inf_vid].iloc[0]
+    assert row["frame_index"] == 20 and row["path"].endswith(".h5") and Path(row["path"]).is_file()
+    assert row["reason"] == "non-finite features: 0 NaN, 1 inf in saab mouth_hop2"
+    nan_reason = fails[fails["video_id"] == nan_vids[0]]["reason"].iloc[0]
+    assert nan_reason.startswith("non-finite features: ") and "NaN, 0 inf in saab left_eye_hop1" in nan_reason
+    # the evaluate stage's metrics document counts them per split
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=7, progress=False)
+    _, result, _ = evaluate_detector(det, data, splits=("test", "val"))
+    assert result["test"]["unscored"] == {"frames": 1 + 2 * N_FRAMES, "videos": 2}
+    assert result["val"]["unscored"] == {"frames": 0, "videos": 0}
+    assert result["test"]["coverage"]["unscored"] == 2
+
+
+def test_nonfinite_train_rows_are_left_out_of_the_fit(workdir, tmp_path):
+    """A NaN in the first block and an inf in the last block of two train frames: the fit
+    equals, file for file, the fit on a store without those two frames."""
+    root, manifest = workdir
+    train = sorted(manifest.loc[manifest["split"] == "train", "video_id"])
+    bad = {(train[0], 10): ("left_eye_hop1", np.nan), (train[3], 40): ("mouth_hop3", np.inf)}
+
+    def poison(vid, frames, fields):
+        fields = {k: v.copy() for k, v in fields.items()}
+        for (v, f), (name, value) in bad.items():
+            if v == vid:
+                fields[name][list(frames).index(f), 0, 0, 0] = value
+        return frames, fields
+
+    def drop(vid, frames, fields):
+        keep = np.array([(vid, int(f)) not in bad for f in frames])
+        return frames[keep], {k: v[keep] for k, v in fields.items()}
+
+    _rewrite_store(root / "saab", tmp_path / "poisoned", poison)
+    _rewrite_store(root / "saab", tmp_path / "dropped", drop)
+    out = {}
+    for name in ("poisoned", "dropped"):
+        data = DetectorData(manifest, sources={"saab": tmp_path / name}, seed=7, progress=False)
+        # two regions, two hops (4 blocks: NaN in the first, inf in the last), to keep it fast
+        det = create("defakehop", {**DET_PARAMS, "regions": ["left_eye", "mouth"], "hops": [1, 3],
+                                   "region_heads": False})
+        det.fit(data)
+        det.save(tmp_path / f"m-{name}")
+        out[name] = data
+    assert sorted(out["poisoned"].checks.bad("train")) == sorted(bad)
+    assert not out["dropped"].checks.bad()
+    for f in ("pca.npz", "channel_xgb.json", "final_xgb.json", "region_xgb.json", "config.json"):
+        assert (tmp_path / "m-poisoned" / f).read_bytes() == (tmp_path / "m-dropped" / f).read_bytes(), f
+
+
+def test_mostly_nonfinite_train_split_fails_the_train_stage(workdir, tmp_path, monkeypatch):
+    root, manifest = workdir
+    train = sorted(manifest.loc[manifest["split"] == "train", "video_id"])
+    poisoned = {v for i, v in enumerate(train) if i % 3}        # 2/3 of them, real and fake
+
+    def poison(vid, frames, fields):
+        fields = {k: v.copy() for k, v in fields.items()}
+        if vid in poisoned:
+            fields["right_eye_hop1"][:] = np.nan
+        return frames, fields
+
+    _rewrite_store(root / "saab", tmp_path / "saab", poison)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seed": 7, "models": {"defakehop": DET_PARAMS}}))
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("train_stage_nf", REPO / "stages" / "train.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    with pytest.raises(SystemExit) as exc:
+        stage.main(["--detector", "defakehop", "--params", "params.yaml", "--manifest", "manifest.csv",
+                    "--source", f"saab={tmp_path / 'saab'}", "--no-live"])
+    assert exc.value.code == 2
+    assert not (tmp_path / "models" / "defakehop").exists()                 # nothing trained
+    fails = pd.read_csv(tmp_path / "data" / "failures" / "train" / "defakehop.csv")
+    assert set(fails["video_id"]) == poisoned and set(fails["stage"]) == {"train@defakehop"}
+    assert fails["reason"].str.contains("NaN, 0 inf in saab right_eye_hop1").all()
+
+
+# ----------------------------------------------------------------------------- model files
+def _evaluate_stage():
+    spec = importlib.util.spec_from_file_location("evaluate_stage_nf", REPO / "stages" / "evaluate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_evaluate_stage_records_unscored_rows(workdir, trained, tmp_path, monkeypatch):
+    root, manifest = workdir
+    det, _, _ = trained
+    det.save(tmp_path / "models" / "defakehop")
+    nan_vid = _test_videos(manifest)[0]
+
+    def poison(vid, frames, fields):
+        if vid == nan_vid:
+            fields = dict(fields, left_eye_hop3=np.full_like(fields["left_eye_hop3"], np.nan))
+        return frames, fields
+
+    _rewrite_store(root / "saab", tmp_path / "saab", poison)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    (tmp_path / "params.yaml").write_text("seed: 7\n")
+    monkeypatch.chdir(tmp_path)
+    _evaluate_stage().main(["--detector", "defakehop", "--params", "params.yaml",
+                            "--manifest", "manifest.csv", "--source", "saab=saab"])
+    metrics = json.loads((tmp_path / "metrics" / "defakehop.json").read_text())
+    assert metrics["test"]["unscored"] == {"frames": N_FRAMES, "videos": 1}
+    fails = pd.read_csv(tmp_path / "data" / "failures" / "evaluate" / "defakehop.csv")
+    assert list(fails["video_id"]) == [nan_vid] * N_FRAMES
+    assert set(fails["stage"]) == {"evaluate@defakehop"}
+    per_frame = Store(root / "saab").read(nan_vid, "left_eye_hop3")[0].size     # 3 x 3 x channels
+    assert set(fails["reason"]) == {f"non-finite features: {per_frame} NaN, 0 inf in saab left_eye_hop3"}
+    scores = pd.read_csv(tmp_path / "data" / "scores" / "defakehop.csv")
+    assert nan_vid not in set(scores["video_id"])
+    # the report stage's gathering finds the new tables
+    from dfdetect.report import collect_failures
+
+    assert set(collect_failures(tmp_path / "data" / "failures")["stage"]) == {"evaluate@defakehop"}
+
+
+def test_unloadable_model_files_name_the_file_and_the_reason(workdir, trained, tmp_path, monkeypatch,
+                                                             capsys):
+    from dfdetect.detectors.base import ModelLoadError
+
+    root, manifest = workdir
+    det, _, _ = trained
+    model = tmp_path / "models" / "defakehop"
+    det.save(model)
+    good = {p.name: p.read_bytes() for p in model.iterdir()}
+    cls = get("defakehop")
+
+    def broken(name: str, content: bytes | None) -> str:
+        for k, v in good.items():
+            (model / k).write_bytes(v)
+        if content is None:
+            (model / name).unlink()
+        else:
+            (model / name).write_bytes(content)
+        with pytest.raises(ModelLoadError) as err:
+            cls.load(model)
+        assert err.value.path == model / name
+        text = str(err.value)
+        assert text.startswith(f"{model / name}: ") and "\n" not in text
+        return text[len(f"{model / name}: "):]
+
+    # the issue's case: valid JSON that is not an XGBoost model (raw XGBoostError: map::at)
+    reason = broken("final_xgb.json", b'{"learner": {"attributes": {}}, "version": [3, 0, 0]}\n')
+    assert reason.startswith("not an XGBoost model (XGBoostError: ") and "Stack trace" not in reason
+    assert broken("final_xgb.json", b"not json").startswith("not an XGBoost model (JSONDecodeError: ")
+    assert broken("region_xgb.json", None) == "missing file"
+    assert broken("pca.npz", good["pca.npz"][:100]).startswith("not an npz archive (")
+    cfg = json.loads(good["config.json"])
+    assert broken("config.json", json.dumps({**cfg, "detector": "resnet50"}).encode()) == \
+        "config says detector resnet50, expected defakehop"
+    # the evaluate stage prints that one line and exits 2
+    broken("final_xgb.json", b"[1, 2, 3]")
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    (tmp_path / "params.yaml").write_text("seed: 7\n")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        _evaluate_stage().main(["--detector", "defakehop", "--params", "params.yaml", "--manifest",
+                                "manifest.csv", "--source", f"saab={root / 'saab'}"])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == [f"evaluate defakehop: cannot load the model: {Path('models/defakehop/final_xgb.json')}: "
+                   f"{err[-1].split('final_xgb.json: ', 1)[1]}"]
+    assert "not an XGBoost model" in err[0]
+
+
+def test_evaluate_stage_with_no_scorable_test_item_exits_2(workdir, trained, tmp_path, monkeypatch,
+                                                           capsys):
+    root, manifest = workdir
+    det, _, _ = trained
+    det.save(tmp_path / "models" / "defakehop")
+    tests = set(_test_videos(manifest))
+
+    def poison(vid, frames, fields):
+        if vid in tests:
+            fields = dict(fields, mouth_hop1=np.full_like(fields["mouth_hop1"], np.inf))
+        return frames, fields
+
+    _rewrite_store(root / "saab", tmp_path / "saab", poison)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    (tmp_path / "params.yaml").write_text("seed: 7\n")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        _evaluate_stage().main(["--detector", "defakehop", "--params", "params.yaml",
+                                "--manifest", "manifest.csv", "--source", "saab=saab"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("evaluate defakehop: no item of the 'test' split could be scored")
+    assert f"{len(tests) * N_FRAMES} rows with non-finite inputs" in err
+    fails = pd.read_csv(tmp_path / "data" / "failures" / "evaluate" / "defakehop.csv")
+    assert set(fails["video_id"]) == tests
+    assert not (tmp_path / "metrics" / "defakehop.json").exists()

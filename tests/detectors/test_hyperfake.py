@@ -86,3 +86,59 @@ def test_offline_imagenet_init_is_recorded():
     det = create("hyperfake", {"pretrained": "imagenet", "hub": "false"})
     _, info = det._build("imagenet", seed=0)
     assert "lite0" in info["init"].lower() or "random" in info["init"].lower()
+
+
+def _write_hsi_variant(root: Path, poisoned: bool) -> pd.DataFrame:
+    """The cache of :func:`_write_hsi`, where ``poisoned`` adds a NaN to one train face and two
+    all-NaN test videos; the clean variant simply lacks those faces."""
+    rng = np.random.default_rng(0)
+    rows = []
+    with HSIWriter(root / "hsi" / "shard-000.h5", model_info={"variant": "flexi"}) as w:
+        for i, (label, split) in enumerate(VIDEOS + [("fake", "test"), ("real", "test")]):
+            vid = f"{label}/{split}-{i}.mp4"
+            cubes = rng.uniform(0.1, 0.6, (3, 31, 16, 16)).astype(np.float32)
+            if label == "fake":
+                cubes[:, 22:28, 4:12, 4:12] += 0.4
+            rows.append({"video_id": vid, "label": label, "split": split, "identity": f"id{i}"})
+            frames = [0, 3, 6]
+            if i == 1:                                   # a train face with one NaN value
+                if poisoned:
+                    cubes[1, 5, 3, 3] = np.nan
+                else:
+                    cubes, frames = cubes[[0, 2]], [0, 6]
+            if i >= len(VIDEOS):                         # two test videos of NaN cubes
+                if not poisoned:
+                    continue
+                cubes[:, :, 0, 0] = np.nan
+            w.add(vid, frames, cubes)
+    return normalise(pd.DataFrame(rows))
+
+
+def test_nan_cubes_are_left_out_and_the_rest_scored_as_in_a_clean_cache(tmp_path):
+    from dfdetect.detectors.evaluation import evaluate_detector
+
+    scores, runs = {}, {}
+    for name in ("clean", "poisoned"):
+        manifest = _write_hsi_variant(tmp_path / name, name == "poisoned")
+        data = DetectorData(manifest, sources={"hsi": tmp_path / name / "hsi"}, seed=5)
+        det = create("hyperfake", {**TINY, "epochs": 1})
+        summary = det.fit(data)
+        assert summary["train_frames"] == 11                 # the NaN train face left out
+        scores[name], result, _ = evaluate_detector(det, data, splits=("test",))
+        runs[name] = (data, result)
+    data, result = runs["poisoned"]
+    bad = sorted(data.checks.bad())
+    assert bad == [("fake/test-8.mp4", 0), ("fake/test-8.mp4", 3), ("fake/test-8.mp4", 6),
+                   ("fake/train-1.mp4", 3), ("real/test-9.mp4", 0), ("real/test-9.mp4", 3),
+                   ("real/test-9.mp4", 6)]
+    fails = data.checks.failures("train@hyperfake").frame()
+    reasons = dict(zip(zip(fails["video_id"], fails["frame_index"]), fails["reason"]))
+    assert reasons[("fake/train-1.mp4", 3)] == ("non-finite features: 1 NaN, 0 inf in hsi band_mean "
+                                                "(bands of the cube)")
+    assert reasons[("real/test-9.mp4", 6)].startswith("non-finite features: 31 NaN, 0 inf in hsi")
+    assert fails["path"].str.endswith("shard-000.h5").all()
+    assert result["test"]["unscored"] == {"frames": 6, "videos": 2}
+    assert runs["clean"][1]["test"]["unscored"] == {"frames": 0, "videos": 0}
+    # the other test videos are scored exactly as with the clean cache (same band statistics,
+    # same training rows)
+    pd.testing.assert_frame_equal(scores["poisoned"], scores["clean"])

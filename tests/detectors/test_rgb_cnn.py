@@ -145,3 +145,35 @@ def test_train_stage_end_to_end(tmp_path, monkeypatch):
                 "--no-live"])
     assert _sha(out / "model.safetensors") == first
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["efficientnet_b0"]
+
+
+def test_float_face_fields_are_checked_uint8_faces_never_read(tmp_path, monkeypatch):
+    import h5py
+
+    manifest = _write_faces(tmp_path)                       # uint8 faces
+    data = DetectorData(manifest, sources={"faces": tmp_path / "faces"}, seed=3)
+    det = create("resnet50", TINY)
+    calls = []
+    real_getitem = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        if self.name.endswith("/face"):
+            calls.append(self.name)
+        return real_getitem(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    assert len(det._items(data, "train")) == 6 and not calls and not len(data.checks)
+    monkeypatch.undo()
+    # a float face field with a NaN: that face is recorded and left out
+    rng = np.random.default_rng(1)
+    with ShardWriter(tmp_path / "ffaces" / "shard-000.h5") as w:
+        for vid in manifest["video_id"]:
+            faces = rng.random((3, 32, 32, 3), dtype=np.float32)
+            if vid == "real/test-4.mp4":
+                faces[1, 0, 0, 0] = np.nan
+            w.add_video(vid, [0, 4, 8], face=faces)
+    data = DetectorData(manifest, sources={"faces": tmp_path / "ffaces"}, seed=3)
+    items = det._items(data, "test")
+    assert len(items) == 5 and ("real/test-4.mp4", 4) not in set(zip(items["video_id"], items["frame_index"]))
+    assert data.checks.bad("test") == [("real/test-4.mp4", 4)]
+    assert data.checks.reason("real/test-4.mp4", 4) == "non-finite features: 1 NaN, 0 inf in faces face"

@@ -81,6 +81,24 @@ def test_save_load_weights_only(tmp_path):
         assert torch.equal(again(x), model.eval()(x))
 
 
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())
+
+
+def test_unloadable_weights_name_the_file(tmp_path):
+    from dfdetect.model_files import ModelLoadError
+
+    torch.save({"state_dict": {}, "x": _Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(ModelLoadError) as err:
+        mst.load_weights(tmp_path / "evil.pt")
+    assert str(err.value) == f"{tmp_path / 'evil.pt'}: refused: the checkpoint contains pickled code (weights_only)"
+    with pytest.raises(ModelLoadError, match="missing file"):
+        mst.load_official_checkpoint(tmp_path / "none.pth")
+
+
 def test_mrae_is_finite_on_zero_ground_truth():
     y = torch.zeros(1, 31, 4, 4)
     assert torch.isfinite(train.mrae(torch.full_like(y, 0.1), y))

@@ -460,17 +460,20 @@ class AudioModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> "AudioModel":
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from ..model_files import fit_state_dict, load_safetensors, model_file, read_config, require  # noqa: PLC0415
 
         directory = Path(directory)
-        cfg = json.loads((directory / "config.json").read_text())
-        model = cls(**cfg["params"])
-        sd = load_file(str(directory / "model.safetensors"))
-        model._build(tuple(cfg["shape"]), 0)
-        model.net.load_state_dict({k[4:]: v for k, v in sd.items() if k.startswith("net.")})
+        cfg_path = directory / "config.json"
+        cfg = read_config(directory, expected="dada_audio", key="kind")
+        with model_file(cfg_path, "params or shape the audio model does not accept"):
+            model = cls(**cfg["params"])
+            model._build(tuple(cfg["shape"]), 0)
+        path = directory / "model.safetensors"
+        sd = load_safetensors(path)
+        fit_state_dict(model.net, {k[4:]: v for k, v in sd.items() if k.startswith("net.")}, path)
         model.net.eval()
-        model.head_w = sd["head.weight"].numpy()
-        model.head_b = float(sd["head.bias"][0])
+        model.head_w = require(sd, "head.weight", path).numpy()
+        model.head_b = float(require(sd, "head.bias", path)[0])
         model.margins, model.history = cfg.get("margins", {}), cfg.get("history", [])
         model.backbone_label = cfg.get("backbone", "")
         return model
@@ -499,8 +502,16 @@ def train_audio_model(data, params: dict, seed: int = 0, logger: Any | None = No
     splits = {}
     for split in ("train", "val", "test"):
         items = data.items("audio", split).drop_duplicates("video_id").reset_index(drop=True)
-        feats = [model.features(store.read(v, "wave")[0]) for v in items["video_id"]]
-        splits[split] = (items, feats)
+        feats, bad = [], np.zeros(len(items), dtype=bool)
+        for i, v in enumerate(items["video_id"]):
+            wave = store.read(v, "wave")[0]
+            # a wave with NaN/inf is recorded (data.checks) and left out of training and measuring
+            bad[i] = data.checks.check_item(items, i, wave, "audio wave", store.shard_for(v).path)
+            if not bad[i]:
+                feats.append(model.features(wave))
+        if split == "train":
+            data.checks.require_usable(items, bad, "audio model", data.source("audio"))
+        splits[split] = (items[~bad].reset_index(drop=True), feats)
     store.close()
     feat_seconds = time.perf_counter() - t0
     items, feats = splits["train"]

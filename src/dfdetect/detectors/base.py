@@ -10,8 +10,17 @@ A detector
   where ``score`` is the probability (or a monotone score) that the item is fake;
   utterance-level detectors use ``frame_index = -1``;
 - ``save(directory)`` writes plain weights (safetensors / npz / json) and ``load(directory)``
-  reads them back without unpickling code (torch ``weights_only=True``);
+  reads them back without unpickling code (torch ``weights_only=True``), through
+  :mod:`dfdetect.model_files`: any unusable file is a :class:`ModelLoadError` naming the file
+  and the reason;
 - ``init_info()`` says what initialised it (e.g. ``"imagenet:efficientnet-lite0 (offline)"``).
+
+Cached inputs with non-finite values (NaN/inf in float features, cubes, waves) are found as a
+detector reads them (:class:`InputChecks`, ``DetectorData.checks``): each bad row is recorded
+(video_id, frame_index, shard path, reason) and left out of fitting and scoring; a video with no
+usable row is unscored. A train split whose rows are mostly non-finite is an error
+(:class:`NonFiniteInputError`), never fitted on the rest. Integer inputs (uint8 images) are never
+scanned.
 
 ``train@<name>`` and ``evaluate@<name>`` stages are generic over the registry.
 """
@@ -23,12 +32,20 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..data.manifest import is_fake
+from ..failures import Failures
+from ..model_files import ModelLoadError, model_file, read_config
+
+__all__ = ["Detector", "DetectorData", "InputChecks", "ModelLoadError", "NonFiniteInputError",
+           "check_scores", "create", "get", "register", "registry"]
+
+#: a split whose non-finite rows exceed this share cannot be fitted ("most rows")
+MAX_NONFINITE_FRACTION = 0.5
 
 _REGISTRY: dict[str, type["Detector"]] = {}
 
@@ -64,6 +81,103 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> "Detector":
     return get(name)(**dict(params or {}))
 
 
+class NonFiniteInputError(ValueError):
+    """Most rows of a split that a detector must fit on hold non-finite values."""
+
+
+class InputChecks:
+    """Rows of cached inputs found unusable (non-finite values) while a detector read them.
+
+    :meth:`check` takes the array just read for a table of items (one row per item) and returns
+    the mask of bad rows, recording each with the counts of NaN and inf and what was read
+    (``"non-finite features: 12 NaN, 1 inf in saab left_eye_hop2"``); a row bad in several
+    fields is one failure row listing each. Integer arrays cannot hold NaN: they are not scanned.
+    """
+
+    PREFIX = "non-finite features: "
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, int], dict] = {}
+
+    def check(self, items: pd.DataFrame, values: np.ndarray, what: str, paths: Any = None) -> np.ndarray:
+        """Bad-row mask of ``values`` (``len(items)`` rows, any trailing shape). ``paths``: the
+        file each row was read from (one path, or one per row)."""
+        values = np.asarray(values)
+        n = len(items)
+        if values.shape[:1] != (n,):
+            raise ValueError(f"{what}: {values.shape[0] if values.ndim else 0} rows read for {n} items")
+        if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.complexfloating)):
+            return np.zeros(n, dtype=bool)
+        flat = values.reshape(n, -1)
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            where = np.flatnonzero(bad)
+            sub = flat[where]
+            nan = np.isnan(sub).sum(axis=1)
+            inf = np.isinf(sub).sum(axis=1)
+            vids = items["video_id"].to_numpy()
+            frames = items["frame_index"].to_numpy() if "frame_index" in items else np.full(n, -1)
+            splits = items["split"].to_numpy() if "split" in items else np.full(n, "")
+            per_row = not isinstance(paths, (str, Path)) and paths is not None
+            for k, i in enumerate(where):
+                path = paths[i] if per_row else paths
+                self.add(str(vids[i]), int(frames[i]), str(splits[i]), path,
+                         f"{int(nan[k])} NaN, {int(inf[k])} inf in {what}")
+        return bad
+
+    def check_item(self, items: pd.DataFrame, i: int, values: np.ndarray, what: str, path: Any = None) -> bool:
+        """True when ``values`` (the array just read for row ``i`` of ``items``, e.g. one wave)
+        holds NaN/inf, recording it."""
+        values = np.asarray(values)
+        if not np.issubdtype(values.dtype, np.inexact) or np.isfinite(values).all():
+            return False
+        return bool(self.check(items.iloc[[int(i)]], values[None], what, path)[0])
+
+    def add(self, video_id: str, frame_index: int, split: str, path: Any, part: str) -> None:
+        row = self._rows.setdefault((video_id, int(frame_index)), {
+            "split": split, "path": "" if path is None else str(path), "parts": []})
+        if part not in row["parts"]:
+            row["parts"].append(part)
+
+    def bad(self, split: str | None = None) -> list[tuple[str, int]]:
+        """``(video_id, frame_index)`` of every recorded row (of ``split``)."""
+        return [k for k, r in self._rows.items() if split is None or r["split"] == split]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def require_usable(self, items: pd.DataFrame, bad: np.ndarray, who: str, source: Any = "") -> None:
+        """Raise :class:`NonFiniteInputError` when most of ``items`` are ``bad``."""
+        bad = np.asarray(bad, dtype=bool)
+        n, n_bad = len(items), int(bad.sum())
+        if n == 0 or n_bad <= MAX_NONFINITE_FRACTION * n:
+            return
+        split = ",".join(sorted(set(items["split"].astype(str)))) if "split" in items else "?"
+        vids = items.loc[bad, "video_id"]
+        first = (str(vids.iloc[0]), int(items.loc[bad, "frame_index"].iloc[0]))
+        reason = self.reason(*first)
+        raise NonFiniteInputError(
+            f"{who}: {n_bad} of {n} {split} rows ({vids.nunique()} of {items['video_id'].nunique()} "
+            f"videos) of {source} hold non-finite values (e.g. {first[0]} frame {first[1]}: {reason}); "
+            "refusing to fit on the rest (see the failures table)")
+
+    def reason(self, video_id: str, frame_index: int) -> str:
+        row = self._rows.get((video_id, int(frame_index)))
+        return self.PREFIX + "; ".join(row["parts"]) if row else ""
+
+    def failures(self, stage: str) -> Failures:
+        out = Failures(stage)
+        for (vid, frame), row in self._rows.items():
+            out.add(vid, self.PREFIX + "; ".join(row["parts"]), row["path"] or None, frame, warn=False)
+        return out
+
+    def unscored(self, split: str, scored_videos) -> dict:
+        """Rows of ``split`` left unscored for non-finite inputs, and the videos they emptied."""
+        keys = self.bad(split)
+        scored = set(scored_videos)
+        return {"frames": len(keys), "videos": len({v for v, _ in keys} - scored)}
+
+
 @dataclass
 class DetectorData:
     """What a detector may read: the manifest and the cached stage outputs it declared.
@@ -78,6 +192,7 @@ class DetectorData:
     device: str = "cpu"
     workers: int = 1
     progress: bool = True
+    checks: InputChecks = field(default_factory=InputChecks)
 
     def source(self, name: str) -> Path:
         if name not in self.sources:
@@ -100,6 +215,42 @@ class DetectorData:
         out = index.merge(vids[cols], on="video_id", how="inner")
         out["y"] = is_fake(out)
         return out.sort_values(["video_id", "frame_index"], kind="stable").reset_index(drop=True)
+
+    def usable_items(self, input_name: str, split: str | None, fields: Sequence[str],
+                     require: bool | None = None, who: str = "detector",
+                     labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+        """:meth:`items` without the rows whose float ``fields`` hold NaN/inf (recorded in
+        :attr:`checks`; ``labels`` names a field in the reason, default ``"<input> <field>"``).
+        Each field is read once per video (the chunks of its items); integer fields are never
+        read. ``require`` (default: ``split == "train"``) makes a split of mostly bad rows an
+        error."""
+        from ..store import Store  # noqa: PLC0415
+
+        items = self.items(input_name, split)
+        if items.empty or not fields:
+            return items
+        store = Store(self.source(input_name))
+        bad = np.zeros(len(items), dtype=bool)
+        integer: set[tuple[int, str]] = set()        # (shard, field) stored as integers: skipped
+        for (shard, vid), grp in items.groupby(["shard", "video_id"], sort=False):
+            names = [n for n in fields if (int(shard), n) not in integer]
+            if not names:
+                continue
+            reader = store.shards[int(shard)]
+            group = reader.group(vid)
+            rows = grp["row"].to_numpy()
+            for name in names:
+                ds = group[name]
+                if not np.issubdtype(ds.dtype, np.inexact):
+                    integer.add((int(shard), name))
+                    continue
+                values = ds[()][rows] if len(rows) > 1 else ds[int(rows[0])][None]
+                what = (labels or {}).get(name, f"{input_name} {name}")
+                bad[grp.index.to_numpy()] |= self.checks.check(grp, values, what, reader.path)
+        store.close()
+        if require if require is not None else split == "train":
+            self.checks.require_usable(items, bad, who, self.source(input_name))
+        return items[~bad].reset_index(drop=True)
 
 
 class Detector(abc.ABC):
@@ -158,9 +309,18 @@ class Detector(abc.ABC):
         cfg.update(extra or {})
         (directory / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True, default=str) + "\n")
 
-    @staticmethod
-    def read_config(directory: Path) -> dict:
-        return json.loads((Path(directory) / "config.json").read_text())
+    @classmethod
+    def read_config(cls, directory: Path) -> dict:
+        """``config.json`` of a saved detector of this class (:class:`ModelLoadError` if absent,
+        unreadable or written by another detector)."""
+        return read_config(directory, expected=cls.name)
+
+    @classmethod
+    def from_config(cls, directory: Path) -> tuple["Detector", dict]:
+        """An unfitted detector built from a saved ``config.json``'s params, and that config."""
+        cfg = cls.read_config(directory)
+        with model_file(Path(directory) / "config.json", f"params that {cls.name} does not accept"):
+            return cls(**dict(cfg.get("params") or {})), cfg
 
 
 def check_scores(df: pd.DataFrame, who: str) -> pd.DataFrame:

@@ -103,10 +103,13 @@ class _Dada(Detector):
         from ..audio.model import AudioModel  # noqa: PLC0415
         from ..text.model import TextAuthorModel  # noqa: PLC0415
 
+        from ..model_files import ModelLoadError  # noqa: PLC0415
+
         for what, d in (("dada_text", text_dir), ("dada_audio", audio_dir)):
             if not (Path(d) / "config.json").is_file():
-                raise FileNotFoundError(f"{d}: no trained {what} model (run stages/train_"
-                                        f"{'text' if what == 'dada_text' else 'audio'}_model.py)")
+                raise ModelLoadError(Path(d) / "config.json", f"missing file: no trained {what} model "
+                                     f"(run stages/train_{'text' if what == 'dada_text' else 'audio'}"
+                                     "_model.py)")
         self.text_model = TextAuthorModel.load(text_dir)
         self.audio_model = AudioModel.load(audio_dir)
         self._branch_dirs = {"text": Path(text_dir), "audio": Path(audio_dir)}
@@ -122,16 +125,39 @@ class _Dada(Detector):
         items["identity"] = items["identity"].fillna("").astype(str)
         return items
 
-    def branch_outputs(self, data: DetectorData, items: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Frozen branch outputs: audio embedding, p_audio (fake), text embedding."""
+    def branch_outputs(self, data: DetectorData, items: pd.DataFrame,
+                       require: bool = False) -> dict:
+        """Frozen branch outputs of the usable utterances of ``items``: audio embedding,
+        p_audio (fake), text embedding, and ``items``: those utterances (all of ``items`` when
+        every input is finite). An utterance whose stored wave (or audio/text embedding) holds
+        NaN/inf is recorded in ``data.checks`` and left out; ``require`` makes mostly bad
+        utterances an error."""
         from ..store import Store  # noqa: PLC0415
 
         store = Store(data.source("audio"))
-        feats = [self.audio_model.features(store.read(v, "wave")[0]) for v in items["video_id"]]
-        store.close()
+        bad = np.zeros(len(items), dtype=bool)
+        feats = []
+        for i, v in enumerate(items["video_id"]):
+            wave = store.read(v, "wave")[0]
+            if data.checks.check_item(items, i, wave, "audio wave", store.shard_for(v).path):
+                bad[i] = True
+                continue
+            feats.append(self.audio_model.features(wave))
+        items_ok = items[~bad].reset_index(drop=True)
         a_emb = self.audio_model.embed(feats)
-        t_emb = self.text_model.embed(items["text"].tolist())
-        return {"audio": a_emb, "p_audio": self.audio_model.prob_fake(a_emb), "text": t_emb}
+        t_emb = self.text_model.embed(items_ok["text"].tolist())
+        paths = [str(store.shard_for(v).path) for v in items_ok["video_id"]]
+        store.close()
+        emb_bad = (data.checks.check(items_ok, a_emb, "audio embedding (dada_audio branch)", paths)
+                   | data.checks.check(items_ok, t_emb, "text embedding (dada_text branch)", paths))
+        if require:
+            all_bad = bad.copy()
+            all_bad[np.flatnonzero(~bad)[emb_bad]] = True
+            data.checks.require_usable(items, all_bad, self.name, data.source("audio"))
+        if emb_bad.any():
+            items_ok, a_emb, t_emb = items_ok[~emb_bad].reset_index(drop=True), a_emb[~emb_bad], t_emb[~emb_bad]
+        return {"items": items_ok, "audio": a_emb, "p_audio": self.audio_model.prob_fake(a_emb),
+                "text": t_emb}
 
     # ------------------------------------------------------------------ common API
     def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
@@ -140,7 +166,11 @@ class _Dada(Detector):
         items = self.utterances(data, "train")
         if items["y"].nunique() < 2:
             raise ValueError(f"{self.name}: the train split needs real and fake utterances")
-        out = self.branch_outputs(data, items)
+        out = self.branch_outputs(data, items, require=True)
+        items = out.pop("items")
+        if items["y"].nunique() < 2:
+            raise ValueError(f"{self.name}: the usable train utterances (finite waves) are not "
+                             "both real and fake")
         summary = self._fit_fusion(items, out, data.seed, logger)
         summary.update(branch_seconds=time.perf_counter() - t0, train_utterances=len(items),
                        missing_transcripts=int((~items["has_text"]).sum()))
@@ -151,9 +181,11 @@ class _Dada(Detector):
 
     def score(self, data: DetectorData, split: str) -> pd.DataFrame:
         items = self.utterances(data, split)
+        if not items.empty:
+            out = self.branch_outputs(data, items)
+            items = out.pop("items")
         if items.empty:
             return pd.DataFrame({"video_id": [], "frame_index": [], "score": []})
-        out = self.branch_outputs(data, items)
         score = self._fuse(items, out)
         branches = {"video_id": items["video_id"].to_numpy(), "audio": out["p_audio"]}
         if "p_text" in out:
@@ -176,8 +208,7 @@ class _Dada(Detector):
     @classmethod
     def load(cls, directory: Path) -> "_Dada":
         directory = Path(directory)
-        cfg = cls.read_config(directory)
-        det = cls(**cfg["params"])
+        det, cfg = cls.from_config(directory)
         det._load_branches(directory / "text", directory / "audio")
         det._fit = cfg.get("fit", {})
         det._load_fusion(directory, cfg.get("fusion", {}))
@@ -308,11 +339,13 @@ class DadaMid(_Dada):
         return {"in_dim": int(self.in_dim)}
 
     def _load_fusion(self, directory: Path, cfg: dict) -> None:
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from ..model_files import fit_state_dict, load_safetensors, require  # noqa: PLC0415
 
-        self.in_dim = int(cfg["in_dim"])
+        self.in_dim = int(require(cfg, "in_dim", directory / "config.json (fusion)"))
+        path = directory / "fusion.safetensors"
+        state = load_safetensors(path)
         self.mlp = fusion_mlp(self.in_dim, int(self.params["hidden"]), float(self.params["dropout"]))
-        self.mlp.load_state_dict(load_file(str(directory / "fusion.safetensors")))
+        fit_state_dict(self.mlp, state, path)
         self.mlp.eval()
 
     def num_parameters(self) -> dict:
@@ -409,12 +442,14 @@ class DadaLate(_Dada):
         return {"authors": self.authors, "rates": self.rates, "tau": self.tau, "temperature": self.temperature}
 
     def _load_fusion(self, directory: Path, cfg: dict) -> None:
-        from safetensors.numpy import load_file  # noqa: PLC0415
+        from ..model_files import load_safetensors, model_file, require  # noqa: PLC0415
 
-        self.centroids = load_file(str(directory / "fusion.safetensors"))["centroids"]
-        self.authors = list(cfg["authors"])
-        self.rates = {str(k): float(v) for k, v in cfg["rates"].items()}
-        self.tau, self.temperature = float(cfg["tau"]), float(cfg["temperature"])
+        path = directory / "fusion.safetensors"
+        self.centroids = require(load_safetensors(path, "numpy"), "centroids", path)
+        with model_file(directory / "config.json", "fusion section unreadable"):
+            self.authors = list(cfg["authors"])
+            self.rates = {str(k): float(v) for k, v in cfg["rates"].items()}
+            self.tau, self.temperature = float(cfg["tau"]), float(cfg["temperature"])
 
     def num_parameters(self) -> dict:
         out = {"fusion": 1}

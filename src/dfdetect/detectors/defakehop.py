@@ -287,6 +287,20 @@ class DefakeHop(Detector):
         return int(data.seed if s is None else s)
 
     # ----------------------------------------------------------------- fit
+    def _checked_field(self, data: DetectorData, store, items: pd.DataFrame, name: str):
+        """A field of ``items`` and the mask of its rows holding NaN/inf (recorded)."""
+        x = self._read_field(store, items, name)
+        paths = [str(store.shards[int(s)].path) for s in items["shard"]]
+        return x, data.checks.check(items, x, f"saab {name}", paths)
+
+    def _usable_train_items(self, data: DetectorData, store, items: pd.DataFrame,
+                            blocks: list[tuple[str, int]]) -> np.ndarray:
+        """Mask of the train rows that are finite in every block (reads every block once)."""
+        bad = np.zeros(len(items), dtype=bool)
+        for region, hop in blocks:
+            bad |= self._checked_field(data, store, items, field_name(region, hop))[1]
+        return ~bad
+
     def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
         from ..store import Store  # noqa: PLC0415
 
@@ -294,43 +308,45 @@ class DefakeHop(Detector):
         p = self.params
         seed = self._seed(data)
         nthread = int(p["nthread"])
-        items = data.items("saab", "train")
-        if items.empty:
+        all_items = data.items("saab", "train")
+        if all_items.empty:
             raise ValueError("defakehop: no train items in the saab store")
-        y = items["y"].to_numpy().astype(np.int64)
-        if len(np.unique(y)) < 2:
-            raise ValueError("defakehop: the train split needs both real and fake frames")
-        folds = make_folds(y, items["video_id"].to_numpy(), int(p["n_folds"]), seed)
-        n_folds = int(folds.max()) + 1
         store = Store(data.source("saab"))
+        blocks = self._blocks()
+        # Rows with NaN/inf in any block are left out of every fit. They are found on the arrays
+        # read for fitting: a bad row of the first block is dropped before anything is fitted;
+        # one first seen in a later block (earlier blocks were fitted with it) makes the
+        # remaining blocks be scanned and the fit start again on the usable rows (this only
+        # happens when the store holds bad rows).
+        keep = np.ones(len(all_items), dtype=bool)
+        while True:
+            items = all_items[keep].reset_index(drop=True)
+            restart = False
+            oof_cols, columns, chan_auc = [], [], {}
+            self.pcas, self.channel_models = {}, {}
+            for b, (region, hop) in enumerate(blocks):
+                x, bad = self._checked_field(data, store, items, field_name(region, hop))
+                if bad.any():
+                    keep[np.flatnonzero(keep)[bad]] = False
+                    data.checks.require_usable(all_items, ~keep, "defakehop", data.source("saab"))
+                    if b > 0:
+                        keep &= self._usable_train_items(data, store, all_items, blocks[b + 1:])
+                        data.checks.require_usable(all_items, ~keep, "defakehop", data.source("saab"))
+                        restart = True
+                        break
+                    items, x = items[~bad].reset_index(drop=True), x[~bad]
+                if b == 0:
+                    y = items["y"].to_numpy().astype(np.int64)
+                    if len(np.unique(y)) < 2:
+                        raise ValueError("defakehop: the train split needs both real and fake frames")
+                    folds = make_folds(y, items["video_id"].to_numpy(), int(p["n_folds"]), seed)
+                    n_folds = int(folds.max()) + 1
+                self._fit_block(region, hop, x, y, folds, n_folds, seed, nthread, oof_cols, columns,
+                                chan_auc)
+                del x
+            if not restart:
+                break
         self.saab_parameters = saab_parameters(store)
-        oof_cols, columns = [], []
-        self.pcas, self.channel_models = {}, {}
-        chan_auc = {}
-        for region, hop in self._blocks():
-            x = self._read_field(store, items, field_name(region, hop))
-            pca = SpatialPCA(p["pca_energy"], p["pca_channel_norm"]).fit(x)
-            self.pcas[(region, hop)] = pca
-            z = pca.transform(x)                                  # (N, K, n)
-            del x
-            models = []
-            for ch in range(z.shape[1]):
-                zc = z[:, ch, :]
-                oof = np.empty(len(y))
-                for f in range(n_folds):
-                    tr, te = folds != f, folds == f
-                    if len(np.unique(y[tr])) < 2:
-                        oof[te] = float(y[tr].mean())
-                        continue
-                    b = _train(zc[tr], y[tr], p["channel_xgb"], seed + f, nthread)
-                    oof[te] = _predict(b, zc[te], nthread)
-                models.append(_train(zc, y, p["channel_xgb"], seed, nthread))
-                oof_cols.append(oof)
-                columns.append(f"{region}_hop{hop}_ch{ch}")
-                chan_auc[columns[-1]] = _auc(y, oof)
-            self.channel_models[field_name(region, hop)] = models
-            log.info("defakehop: %s hop %d: %d channels, spatial PCA %d -> %d", region, hop,
-                     z.shape[1], pca.components_.shape[1], pca.n_components)
         self.columns_ = columns
         probs = np.stack(oof_cols, axis=1)                        # (N, M) out-of-fold
         rows = neighbour_rows(items, int(p["neighbours"]))
@@ -354,6 +370,34 @@ class DefakeHop(Detector):
                 logger.log_metric(f"fit/{k}", self.fit_summary[k])
         return self.fit_summary
 
+    def _fit_block(self, region: str, hop: int, x: np.ndarray, y: np.ndarray, folds: np.ndarray,
+                   n_folds: int, seed: int, nthread: int, oof_cols: list, columns: list,
+                   chan_auc: dict) -> None:
+        """Spatial PCA of one region/hop and its channel-wise XGBoosts (out-of-fold probabilities
+        appended to ``oof_cols``)."""
+        p = self.params
+        pca = SpatialPCA(p["pca_energy"], p["pca_channel_norm"]).fit(x)
+        self.pcas[(region, hop)] = pca
+        z = pca.transform(x)                                  # (N, K, n)
+        models = []
+        for ch in range(z.shape[1]):
+            zc = z[:, ch, :]
+            oof = np.empty(len(y))
+            for f in range(n_folds):
+                tr, te = folds != f, folds == f
+                if len(np.unique(y[tr])) < 2:
+                    oof[te] = float(y[tr].mean())
+                    continue
+                b = _train(zc[tr], y[tr], p["channel_xgb"], seed + f, nthread)
+                oof[te] = _predict(b, zc[te], nthread)
+            models.append(_train(zc, y, p["channel_xgb"], seed, nthread))
+            oof_cols.append(oof)
+            columns.append(f"{region}_hop{hop}_ch{ch}")
+            chan_auc[columns[-1]] = _auc(y, oof)
+        self.channel_models[field_name(region, hop)] = models
+        log.info("defakehop: %s hop %d: %d channels, spatial PCA %d -> %d", region, hop,
+                 z.shape[1], pca.components_.shape[1], pca.n_components)
+
     def _region_cols(self, region: str) -> np.ndarray:
         return np.array([i for i, c in enumerate(self.columns_) if c.startswith(region + "_hop")])
 
@@ -367,12 +411,18 @@ class DefakeHop(Detector):
         store = Store(data.source("saab"))
         nthread = int(self.params["nthread"])
         cols = []
+        bad = np.zeros(len(items), dtype=bool)
         for region, hop in self._blocks():
-            x = self._read_field(store, items, field_name(region, hop))
+            x, bad_here = self._checked_field(data, store, items, field_name(region, hop))
+            bad |= bad_here
+            x[bad_here] = 0.0              # left unscored below; zeros keep XGBoost off inf
             z = self.pcas[(region, hop)].transform(x)
             for ch, b in enumerate(self.channel_models[field_name(region, hop)]):
                 cols.append(_predict(b, z[:, ch, :], nthread))
-        return items, np.stack(cols, axis=1)
+        probs = np.stack(cols, axis=1)
+        # rows with non-finite features are not scored; their videos' other frames are, with
+        # neighbour windows over the usable frames
+        return items[~bad].reset_index(drop=True), probs[~bad]
 
     def score(self, data: DetectorData, split: str) -> pd.DataFrame:
         items, probs = self.channel_probabilities(data, split)
@@ -483,26 +533,35 @@ class DefakeHop(Detector):
 
     @classmethod
     def load(cls, directory: Path) -> "DefakeHop":
+        from ..model_files import (ModelLoadError, load_npz, load_xgboost_json,  # noqa: PLC0415
+                                   require)
+
         directory = Path(directory)
-        cfg = cls.read_config(directory)
-        det = cls(**cfg["params"])
-        det.columns_ = list(cfg["columns"])
+        det, cfg = cls.from_config(directory)
+        det.columns_ = list(require(cfg, "columns", directory / "config.json"))
         det.fit_summary = cfg.get("fit", {})
         det.saab_parameters = cfg.get("saab_parameters", {})
-        with np.load(directory / "pca.npz", allow_pickle=False) as z:
-            for region, hop in det._blocks():
-                pca = SpatialPCA(det.params["pca_energy"], det.params["pca_channel_norm"])
-                pca.mean_ = z[f"{region}_hop{hop}/mean"]
-                pca.channel_mean_ = z[f"{region}_hop{hop}/channel_mean"]
-                pca.channel_scale_ = z[f"{region}_hop{hop}/channel_scale"]
-                pca.components_ = z[f"{region}_hop{hop}/components"]
-                pca.explained_ratio_ = z[f"{region}_hop{hop}/explained_ratio"]
-                det.pcas[(region, hop)] = pca
-        boosters = json.loads((directory / "channel_xgb.json").read_text())
-        det.channel_models = {k: [_booster_from_json(o) for o in v] for k, v in boosters.items()}
-        det.final = _booster_from_json(json.loads((directory / "final_xgb.json").read_text()))
-        det.region_models = {r: _booster_from_json(o) for r, o in
-                             json.loads((directory / "region_xgb.json").read_text()).items()}
+        path = directory / "pca.npz"
+        z = load_npz(path)
+        for region, hop in det._blocks():
+            pca = SpatialPCA(det.params["pca_energy"], det.params["pca_channel_norm"])
+            key = f"{region}_hop{hop}"
+            pca.mean_ = require(z, f"{key}/mean", path)
+            pca.channel_mean_ = require(z, f"{key}/channel_mean", path)
+            pca.channel_scale_ = require(z, f"{key}/channel_scale", path)
+            pca.components_ = require(z, f"{key}/components", path)
+            pca.explained_ratio_ = require(z, f"{key}/explained_ratio", path)
+            det.pcas[(region, hop)] = pca
+        path = directory / "channel_xgb.json"
+        det.channel_models = load_xgboost_json(path, depth=2)
+        for region, hop in det._blocks():
+            require(det.channel_models, field_name(region, hop), path)
+        n_channels = sum(len(v) for v in det.channel_models.values())
+        if n_channels != len(det.columns_):
+            raise ModelLoadError(path, f"{n_channels} channel models for the {len(det.columns_)} "
+                                       "columns of config.json")
+        det.final = load_xgboost_json(directory / "final_xgb.json")
+        det.region_models = load_xgboost_json(directory / "region_xgb.json", depth=1)
         return det
 
 

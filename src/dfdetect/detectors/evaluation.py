@@ -18,6 +18,10 @@ from ..metrics import (UndefinedMetricWarning, aggregate_videos, evaluate, json_
 from .base import check_scores
 
 
+class NothingScoredError(ValueError):
+    """The reported split has no scored item (e.g. every cached row is non-finite)."""
+
+
 def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), aggregate: str = "mean",
                       far_points: Sequence[float] = (0.01, 0.1), recall_for_logwp: float = 0.9,
                       logwp_alpha: float = 100.0, tauc_steps: int = 100, threshold: float = 0.5,
@@ -26,7 +30,8 @@ def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), a
 
     Returns ``(scores, result, roc)``: the score table of every split present in the manifest
     (video_id, frame_index, score, split), the metrics document (detector, init, parameters,
-    one entry per split with "frame"/"video" levels and coverage, and "extra" from the
+    one entry per split with "frame"/"video" levels, coverage and "unscored" (frames and
+    videos left unscored for non-finite cached inputs), and "extra" from the
     detector's optional ``extra_metrics(data, test_scores)``), and the video-level ROC points
     of the first split. The first split must have videos.
     """
@@ -52,6 +57,16 @@ def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), a
         videos = data.videos(split)["video_id"]
         scored = set(sc["video_id"])
         missing = sorted(set(videos) - scored)
+        if sc.empty:
+            unscored = data.checks.unscored(split, scored)
+            if split == splits[0]:
+                raise NothingScoredError(
+                    f"evaluate {name}: no item of the {split!r} split could be scored "
+                    f"({len(videos)} videos; {unscored['frames']} rows with non-finite inputs)")
+            logging.getLogger("dfdetect.metrics").warning("%s: no item of the %s split scored", name, split)
+            result[split] = {"coverage": {"videos": int(len(videos)), "scored": 0, "unscored": len(missing),
+                                          "unscored_examples": missing[:5]}, "unscored": unscored}
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UndefinedMetricWarning)
             entry = evaluate(sc, data.manifest, aggregate=aggregate, **kw)
@@ -62,6 +77,9 @@ def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), a
             entry["warnings"] = notes
         entry["coverage"] = {"videos": int(len(videos)), "scored": int(len(scored)),
                              "unscored": len(missing), "unscored_examples": missing[:5]}
+        # rows left unscored because their cached inputs hold NaN/inf (data.checks), and the
+        # videos that left with no scored row
+        entry["unscored"] = data.checks.unscored(split, scored)
         result[split] = entry
         if roc is None:
             vs = aggregate_videos(sc, aggregate)

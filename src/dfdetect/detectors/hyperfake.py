@@ -63,6 +63,22 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _finite_band_stats(shard) -> dict:
+    """Band statistics of one HSI shard over its finite cubes only, accumulated video by video
+    in the shard's index order, as :class:`~dfdetect.spectral.cache.HSIWriter` does."""
+    from ..spectral.cache import FIELD, BandStats  # noqa: PLC0415
+
+    index = shard.index()
+    stats = None
+    for vid in pd.unique(index["video_id"]):
+        cubes = shard.group(vid)[FIELD][()]
+        if stats is None:
+            stats = BandStats(cubes.shape[1])
+        finite = np.isfinite(cubes.reshape(len(cubes), -1)).all(axis=1)
+        stats.update(cubes[finite])
+    return stats.to_dict() if stats is not None else {"count": 0}
+
+
 def _torch_modules():
     import torch  # noqa: PLC0415
     import torch.nn.functional as F  # noqa: PLC0415
@@ -144,10 +160,18 @@ class HSIDataset:
         self.epoch = int(epoch)
 
     def __getitem__(self, i: int):
+        import torch  # noqa: PLC0415
+
         i = int(i)
         if i < 0 or i >= len(self):
             raise IndexError(i)
         x = self.cache.read(self.video_ids[i], int(self.rows[i]), shard=int(self.shards[i]))
+        if not bool(torch.isfinite(x).all()):
+            # items come from HyperFake._items (finite band means): a cube that is not finite
+            # here contradicts its stored band mean
+            raise ValueError(f"{self.cache.store.shards[int(self.shards[i])].path}: cube of "
+                             f"{self.video_ids[i]!r} row {int(self.rows[i])} holds NaN/inf but its "
+                             "stored band mean is finite (inconsistent HSI cache)")
         if self.hflip > 0 and np.random.default_rng([self.seed, self.epoch, i]).random() < self.hflip:
             x = x.flip(-1).contiguous()
         return x, self.labels[i], i
@@ -180,11 +204,22 @@ class HyperFake(Detector):
 
     @staticmethod
     def _band_norm(hsi_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-        """Pooled per-band mean / std from the cache shards' stored statistics."""
+        """Pooled per-band mean / std from the cache shards' stored statistics.
+
+        A shard whose stored statistics are not finite (some cube in it holds NaN) has them
+        recomputed from its finite cubes, as the hyperspectral stage would have without the bad
+        faces; the bad faces themselves are recorded and left out by :meth:`_items`."""
         from ..spectral.cache import HSICache  # noqa: PLC0415
 
         cache = HSICache(hsi_dir)
-        stats = [s for s in cache.band_stats() if s.get("count")]
+        stats = []
+        for shard, s in zip(cache.store.shards, cache.band_stats()):
+            if s.get("count") and not all(np.isfinite(s.get(k, [0])).all() for k in ("mean", "std")):
+                log.warning("hyperfake: %s: band statistics are not finite; recomputed from its "
+                            "finite cubes", shard.path)
+                s = _finite_band_stats(shard)
+            if s.get("count"):
+                stats.append(s)
         if not stats:
             raise ValueError(f"{hsi_dir}: HSI cache has no band statistics")
         n = np.array([s["count"] for s in stats], dtype=np.float64)[:, None]
@@ -196,6 +231,15 @@ class HyperFake(Detector):
         cache.close()
         return m, std, model
 
+    def _items(self, data: DetectorData, split: str) -> pd.DataFrame:
+        """Cached faces of ``split`` whose cubes are finite. A cube with NaN/inf has a non-finite
+        stored band mean (the cache's per-face ``band_mean``), so that small field is what is
+        scanned, not the cubes; bad faces are recorded in ``data.checks``."""
+        from ..spectral.cache import MEAN_FIELD  # noqa: PLC0415
+
+        return data.usable_items("hsi", split, (MEAN_FIELD,), who=self.name,
+                                 labels={MEAN_FIELD: f"hsi {MEAN_FIELD} (bands of the cube)"})
+
     # ------------------------------------------------------------------ interface
     def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
         import torch  # noqa: PLC0415
@@ -206,8 +250,8 @@ class HyperFake(Detector):
         p = self.params
         seed = int(data.seed)
         hsi = data.source("hsi")
-        train_items = subsample(data.items("hsi", "train"), p["max_train_frames"], seed)
-        val_items = subsample(data.items("hsi", "val"), p["max_val_frames"], seed + 1)
+        train_items = subsample(self._items(data, "train"), p["max_train_frames"], seed)
+        val_items = subsample(self._items(data, "val"), p["max_val_frames"], seed + 1)
         if len(train_items) == 0:
             raise ValueError(f"hyperfake: no cached cubes in {hsi} for the manifest's train split")
         mean, std, mst_info = self._band_norm(hsi)
@@ -251,7 +295,7 @@ class HyperFake(Detector):
 
         if self.model is None:
             raise RuntimeError("hyperfake: fit or load the detector before scoring")
-        items = data.items("hsi", split)
+        items = self._items(data, split)
         if len(items) == 0:
             return pd.DataFrame({"video_id": pd.Series(dtype=str),
                                  "frame_index": pd.Series(dtype=np.int64),
@@ -294,14 +338,14 @@ class HyperFake(Detector):
 
     @classmethod
     def load(cls, directory: Path) -> "HyperFake":
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from ..model_files import fit_state_dict, load_safetensors  # noqa: PLC0415
 
         directory = Path(directory)
-        cfg = cls.read_config(directory)
-        obj = cls(**cfg.get("params", {}))
+        obj, cfg = cls.from_config(directory)
+        path = directory / "model.safetensors"
+        state = load_safetensors(path)
         obj.model, _ = obj._build("none", seed=0)
-        obj.model.load_state_dict(load_file(str(directory / "model.safetensors"), device="cpu"),
-                                  strict=True)
+        fit_state_dict(obj.model, state, path)
         obj.model.eval()
         obj._init = dict(cfg.get("init", {}))
         obj._fit = dict(cfg.get("fit", {}))

@@ -97,6 +97,11 @@ class RGBCNN(Detector):
         return FaceDataset(data.source("faces"), items, field=self.params["field"], transform=tf,
                            seed=seed)
 
+    def _items(self, data: DetectorData, split: str) -> pd.DataFrame:
+        """Faces of ``split``; a float face field is scanned for NaN/inf (uint8 faces, the
+        align_faces output, cannot hold them and are not read)."""
+        return data.usable_items("faces", split, (self.params["field"],), who=self.name)
+
     # ------------------------------------------------------------------ interface
     def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
         from ..nn import train as T  # noqa: PLC0415
@@ -104,8 +109,8 @@ class RGBCNN(Detector):
 
         p = self.params
         seed = int(data.seed)
-        train_items = subsample(data.items("faces", "train"), p["max_train_frames"], seed)
-        val_items = subsample(data.items("faces", "val"), p["max_val_frames"], seed + 1)
+        train_items = subsample(self._items(data, "train"), p["max_train_frames"], seed)
+        val_items = subsample(self._items(data, "val"), p["max_val_frames"], seed + 1)
         if len(train_items) == 0:
             raise ValueError(f"{self.name}: no training faces in {data.source('faces')} "
                              "for the manifest's train split")
@@ -142,7 +147,7 @@ class RGBCNN(Detector):
 
         if self.model is None:
             raise RuntimeError(f"{self.name}: fit or load the detector before scoring")
-        items = data.items("faces", split)
+        items = self._items(data, split)
         if len(items) == 0:
             return pd.DataFrame({"video_id": pd.Series(dtype=str),
                                  "frame_index": pd.Series(dtype=np.int64),
@@ -178,16 +183,17 @@ class RGBCNN(Detector):
 
     @classmethod
     def load(cls, directory: Path) -> "RGBCNN":
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from ..model_files import ModelLoadError, fit_state_dict, load_safetensors  # noqa: PLC0415
 
         directory = Path(directory)
-        cfg = cls.read_config(directory)
+        obj, cfg = cls.from_config(directory)
         if cfg.get("arch", cls.arch) != cls.arch:
-            raise ValueError(f"{directory}: holds a {cfg.get('arch')} model, not {cls.arch}")
-        obj = cls(**cfg.get("params", {}))
+            raise ModelLoadError(directory / "config.json",
+                                 f"config says arch {cfg.get('arch')}, expected {cls.arch}")
+        path = directory / "model.safetensors"
+        state = load_safetensors(path)
         obj.model, _ = obj._build("none", seed=0)
-        state = load_file(str(directory / "model.safetensors"), device="cpu")
-        obj.model.load_state_dict(state, strict=True)
+        fit_state_dict(obj.model, state, path)
         obj.model.eval()
         obj._init = dict(cfg.get("init", {}))
         obj._fit = dict(cfg.get("fit", {}))

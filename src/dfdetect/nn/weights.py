@@ -67,22 +67,17 @@ def load_state_dict(path: str | Path) -> dict:
     """
     import torch  # noqa: PLC0415
 
+    from ..model_files import ModelLoadError, load_safetensors, torch_load  # noqa: PLC0415
+
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file  # noqa: PLC0415
-
-        sd = load_file(str(path), device="cpu")
-    else:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    sd = load_safetensors(path) if path.suffix == ".safetensors" else torch_load(path)
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(sd, Mapping) and key in sd and isinstance(sd[key], Mapping):
             sd = sd[key]
     if not isinstance(sd, Mapping):
-        raise ValueError(f"{path}: not a state dict (got {type(sd).__name__})")
+        raise ModelLoadError(path, f"not a state dict (got {type(sd).__name__})")
     out = {}
     for k, v in sd.items():
         if not isinstance(v, torch.Tensor):
@@ -324,6 +319,8 @@ def create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 
     model = timm.create_model(arch, pretrained=False, **kwargs)
     counts = transfer(model, load_state_dict(path))
     if counts["tensors_loaded"] == 0:
-        raise ValueError(f"{path}: none of its tensors match {arch}'s names and shapes")
+        from ..model_files import ModelLoadError  # noqa: PLC0415
+
+        raise ModelLoadError(path, f"none of its tensors match {arch}'s names and shapes")
     return model, {"init": f"from {path}: {counts['tensors_loaded']}/{counts['tensors_total']} tensors",
                    "weights": str(path), "source": "file", **counts}

@@ -417,7 +417,9 @@ def load_official_checkpoint(path: str | Path, attention: str = "smsa", flexi_fa
     prefixed ``module.`` by DataParallel) or a bare state dict, in the authors' key layout or
     ours. Loaded with ``weights_only=True`` (no code is unpickled); strict: every key must map.
     """
-    ckpt = torch.load(Path(path), map_location=map_location, weights_only=True)
+    from ..model_files import torch_load  # noqa: PLC0415  (ModelLoadError names the file)
+
+    ckpt = torch_load(path, map_location)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: not an MST++ checkpoint (expected a dict with 'state_dict')")
@@ -445,7 +447,9 @@ def save_weights(model: MSTPlusPlus, path: str | Path, extra: Mapping[str, Any] 
 def load_weights(path: str | Path, map_location: str | torch.device = "cpu",
                  attention: str | None = None) -> MSTPlusPlus:
     """Load :func:`save_weights` output (or an official checkpoint) with ``weights_only=True``."""
-    ckpt = torch.load(Path(path), map_location=map_location, weights_only=True)
+    from ..model_files import torch_load  # noqa: PLC0415  (ModelLoadError names the file)
+
+    ckpt = torch_load(path, map_location)
     if isinstance(ckpt, Mapping) and "config" in ckpt:
         cfg = dict(ckpt["config"])
         if attention is not None:

@@ -313,21 +313,26 @@ class TextAuthorModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> "TextAuthorModel":
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from ..model_files import fit_state_dict, load_safetensors, model_file, read_config, require  # noqa: PLC0415
 
         directory = Path(directory)
-        cfg = json.loads((directory / "config.json").read_text())
-        model = cls(**cfg["params"])
-        sd = load_file(str(directory / "model.safetensors"))
-        model._build_head(int(cfg["in_dim"]), 0)
-        model.head.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("head.")})
+        cfg_path = directory / "config.json"
+        cfg = read_config(directory, expected="dada_text", key="kind")
+        with model_file(cfg_path, "params the text model does not accept"):
+            model = cls(**cfg["params"])
+            model._build_head(int(cfg["in_dim"]), 0)
+        path = directory / "model.safetensors"
+        sd = load_safetensors(path)
+        fit_state_dict(model.head, {k[5:]: v for k, v in sd.items() if k.startswith("head.")}, path)
         model.head.eval()
         if cfg.get("finetuned"):
-            model.encoder.model.load_state_dict({k[8:]: v for k, v in sd.items() if k.startswith("encoder.")})
+            fit_state_dict(model.encoder.model,
+                           {k[8:]: v for k, v in sd.items() if k.startswith("encoder.")}, path)
             model.finetuned = True
-        model.centroids = sd["centroids"].numpy()
-        model.authors = list(cfg["authors"])
-        model.temperature = float(cfg["temperature"])
+        model.centroids = require(sd, "centroids", path).numpy()
+        with model_file(cfg_path, "authors/temperature unreadable"):
+            model.authors = list(cfg["authors"])
+            model.temperature = float(cfg["temperature"])
         model.history = cfg.get("history", [])
         return model
 
