@@ -22,6 +22,7 @@ import common  # noqa: E402
 from dfdetect.config import StageCLI, num_shards  # noqa: E402
 from dfdetect.data.ingest import ingest, summary  # noqa: E402
 from dfdetect.data.manifest import write_manifest, write_shard_manifests  # noqa: E402
+from dfdetect.failures import failed_items  # noqa: E402
 
 LAYOUT_KEYS = ("csv", "qualities", "methods", "splits_dir", "val_fraction", "test_fraction",
                "test_list", "test_labels")
@@ -29,7 +30,7 @@ LAYOUT_KEYS = ("csv", "qualities", "methods", "splits_dir", "val_fraction", "tes
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("ingest", __doc__, sections=["ingest", "executor"])
+    cli = StageCLI("ingest", __doc__, sections=["ingest", "executor"], shared=common.PER_ITEM)
     cli.add("--out", default=str(common.MANIFEST), help="manifest CSV")
     cli.add("--shard-dir", default=str(common.MANIFEST_SHARDS), help="per-shard manifests folder")
     cli.add("--failures", default=str(common.FAILURES / "ingest.csv"), help="failures table CSV")
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if df.empty:
         print("ingest: no usable video; see the failures table", file=sys.stderr)
         return 1
-    return 0
+    failures.items = len(df) + len(set(failed_items(failures.rows)) - set(df["video_id"]))
+    return common.failure_guard(cli.parser.prog, failures, cfg.get("max_failure_ratio"), args.failures)
 
 
 if __name__ == "__main__":

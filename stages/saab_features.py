@@ -30,19 +30,21 @@ from dfdetect.saab import features as F  # noqa: E402
 
 def _transform(shard: Path, out_dir: Path, model_dir: Path, regions, params, batch_frames, compression):
     out = out_dir / shard.name
-    return F.transform_shard(shard, out, model_dir, regions, stage_params=params,
-                             batch_frames=batch_frames, compression=compression).rows
+    failures = F.transform_shard(shard, out, model_dir, regions, stage_params=params,
+                                 batch_frames=batch_frames, compression=compression)
+    return failures.rows, failures.items
 
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("saab_features", __doc__, sections=["saab"])
+    cli = StageCLI("saab_features", __doc__, sections=["saab"], shared=common.PER_ITEM)
     cli.add("--faces", default=str(common.FACES), help="face store folder (shard-*.h5)")
     cli.add("--manifest", default=str(common.MANIFEST), help="manifest CSV (splits)")
     cli.add("--out", default=str(common.SAAB), help="Saab feature store folder")
     cli.add("--models", default=str(common.SOURCES["saab_model"]), help="fitted PixelHop folder")
     cli.add("--failures", default=str(common.FAILURES / "saab_features.csv"), help="failures CSV")
     cfg, args = cli.parse(argv)
+    max_ratio = cfg.pop("max_failure_ratio", None)
     seed = int(cfg.get("seed", 0))
     regions = list(cfg.get("regions", F.PATCH_REGIONS))
     t0 = time.perf_counter()
@@ -64,19 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     fn = partial(_transform, out_dir=out_dir, model_dir=Path(args.models), regions=regions,
                  params=cfg, batch_frames=int(cfg.get("batch_frames", 2048)),
                  compression=cfg.get("compression", "none"))
-    failures = Failures("saab_features")
-    for shard, rows, err in imap(fn, shards, executor=executor.get("backend", "process"),
-                                 workers=executor.get("workers"), desc="saab_features"):
+    failures = Failures("saab_features", items=0)
+    for shard, result, err in imap(fn, shards, executor=executor.get("backend", "process"),
+                                   workers=executor.get("workers"), desc="saab_features"):
         if err is not None:
             failures.add("*", f"shard failed: {type(err).__name__}: {err}", path=str(shard))
         else:
+            rows, items = result
             failures.rows.extend(rows)
+            failures.items += int(items or 0)
     failures.write(args.failures)
     print(f"saab_features: fitted {len(regions)} PixelHop trees on {len(items)} train frames in "
           f"{t_fit:.1f} s; transformed {len(shards)} shards -> {out_dir} in "
           f"{time.perf_counter() - t0 - t_fit:.1f} s; {len(failures.rows)} failures",
           file=sys.stderr)
-    return 0 if not any(r["video_id"] == "*" for r in failures.rows) else 1
+    if any(r["video_id"] == "*" for r in failures.rows):
+        return 1
+    return common.failure_guard(cli.parser.prog, failures, max_ratio, args.failures)
 
 
 if __name__ == "__main__":

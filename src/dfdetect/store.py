@@ -174,6 +174,39 @@ def compression_kwargs(spec: Mapping[str, Any] | str | None) -> dict:
     raise ValueError(f"unknown compression codec {codec!r}")
 
 
+def _codec_levels(value, where: str) -> None:
+    from .config import Int  # noqa: PLC0415
+
+    codec = str(value.get("codec", "gzip")).lower()
+    lo, hi = COMPRESSION_LEVELS.get(codec.split("-")[0] if codec.startswith("blosc") else codec, (None, None))
+    if "level" in value and value["level"] is not None:
+        if lo is None:
+            from .config import ParamError  # noqa: PLC0415
+
+            raise ParamError(f"{where}.level", value["level"], f"codec {codec} takes no level (remove it)")
+        node = Int(ge=lo, le=hi)
+        try:
+            node.validate(value["level"], f"{where}.level")
+        except ValueError as err:
+            raise type(err)(err.key, err.value, f"{err.allowed} for codec {codec}") from None
+
+
+def _compression_schema():
+    from .config import AnyOf, Bool, Choice, Int, Section  # noqa: PLC0415
+
+    codec = Choice(*COMPRESSION_CODECS)
+    table = Section({"codec": codec, "level": Int(nullable=True), "shuffle": Bool(), "bitshuffle": Bool()},
+                    check=_codec_levels)
+    return AnyOf(codec, table, nullable=True)
+
+
+# params schema of a codec spec (compression_kwargs); levels per codec
+COMPRESSION_CODECS = ("none", "gzip", "lzf", "lz4", "zstd", "bitshuffle-lz4", "blosc", "blosc-lz4",
+                      "blosc-lz4hc", "blosc-zstd", "blosc-zlib", "blosc-blosclz", "blosc-snappy")
+COMPRESSION_LEVELS = {"gzip": (0, 9), "zstd": (1, 22), "blosc": (0, 9)}
+COMPRESSION = _compression_schema()
+
+
 class Encoded:
     """An image-like field already split into compressed HDF5 chunks (one per item).
 

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import config as _cfg
 from ..nn.losses import MarginSchedule, pk_batches, valid_triplets
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,19 @@ DEFAULTS: dict[str, Any] = {
     "num_threads": 0,
     "abx_triplets": 10000,
 }
+
+_C = _cfg  # short name for the schema below
+# params schema of the ``audio_model`` section (train_audio_model)
+PARAMS = _C.from_defaults(DEFAULTS, {
+    "backbone": _C.Choice(*BACKBONES), "frame_stride": _C.Int(ge=1), "max_seconds": _C.Float(gt=0),
+    "n_filters": _C.Int(ge=1), "conv_channels": _C.Int(ge=1), "conv_blocks": _C.Int(ge=1),
+    "attention_hidden": _C.Int(ge=1), "bottleneck": _C.Int(ge=1), "embedding_dim": _C.Int(ge=1),
+    "dropout": _C.Float(ge=0, lt=1), "triplet_classes": _C.Choice("label", "method"),
+    "lambda_0": _C.Float(ge=0), "fixed_epochs": _C.Int(ge=0), "ada_epochs": _C.Int(ge=0),
+    "final_epochs": _C.Int(ge=0), "reduction": _C.Choice("nonzero", "mean", "sum"),
+    "classes_per_batch": _C.Int(ge=2), "per_class": _C.Int(ge=2), "lr": _C.Float(gt=0),
+    "weight_decay": _C.Float(ge=0), "head_c": _C.Float(gt=0), "num_threads": _C.Int(ge=0),
+    "abx_triplets": _C.Int(ge=1)})
 
 
 # ----------------------------------------------------------------------------- front ends
@@ -302,9 +316,7 @@ class AudioModel:
     """Backbone features -> :class:`AudioEmbedder` trained by :class:`MarginSchedule`."""
 
     def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"audio model: unknown params {unknown}; known: {sorted(DEFAULTS)}")
+        _cfg.check_unknown(params, DEFAULTS, "audio_model")
         self.params = {**DEFAULTS, **params}
         if self.params["backbone"] not in BACKBONES:
             raise ValueError(f"unknown audio backbone {self.params['backbone']!r}; one of {BACKBONES}")

@@ -16,8 +16,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .. import config as _cfg
 from ..failures import Failures
-from ..store import ShardReader, ShardWriter, Store
+from ..parallel import EXECUTOR
+from ..store import COMPRESSION, ShardReader, ShardWriter, Store
 from .pixelhop import PixelHop
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,25 @@ log = logging.getLogger(__name__)
 PATCH_REGIONS = ("left_eye", "right_eye", "mouth")
 PIXELHOP_KEYS = ("num_hops", "kernel_size", "split_thr", "keep_thr", "max_channels", "pool",
                  "bias", "fit_max_images", "batch_images", "dtype")
+
+_PER_HOP = _cfg.AnyOf(_cfg.Int(ge=1), _cfg.List(_cfg.Int(ge=1), min_len=1))
+# params schema of the ``saab`` section (saab_features; checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "regions": _cfg.List(_cfg.Choice(*PATCH_REGIONS), min_len=1, unique=True),
+    "num_hops": _cfg.Int(ge=1, le=5),
+    "kernel_size": _PER_HOP,
+    "max_channels": _PER_HOP,
+    "split_thr": _cfg.Float(ge=0),
+    "keep_thr": _cfg.Float(ge=0),
+    "pool": _cfg.Int(ge=1),
+    "bias": _cfg.Bool(),
+    "fit_max_images": _cfg.Int(ge=1),
+    "batch_images": _cfg.Int(ge=1),
+    "batch_frames": _cfg.Int(ge=1),
+    "dtype": _cfg.Choice("float32", "float64"),
+    "compression": COMPRESSION,
+    "executor": EXECUTOR,
+})
 
 
 def pixelhop_kwargs(cfg: Mapping, seed: int) -> dict:
@@ -149,6 +170,7 @@ def transform_shard(faces_shard: str | Path, out_path: str | Path, model_dir: st
                 start += len(p)
             pending, n_pending = [], 0
 
+        failures.items = len(reader.videos())
         for vid in sorted(reader.videos()):
             try:
                 frames = reader.frame_indices(vid)
