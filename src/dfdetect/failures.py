@@ -115,7 +115,8 @@ def ratio_error(failures: Failures, max_ratio: float | None, items: int | None =
         return None
     ids = set(failed)
     reasons = Counter(_reason_kind(r["reason"]) for r in failures.rows
-                      if str(r["video_id"]) in ids and int(r.get("frame_index", -1)) == -1)
+                      if str(r["video_id"]) in ids and int(r.get("frame_index", -1)) == -1
+                      and not str(r["reason"]).startswith(PARTIAL))
     common = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
     table = f"; table: {where}" if where else ""
     return (f"{failures.stage}: {len(failed)} of {total} items failed ({len(failed) / total:.0%} > "

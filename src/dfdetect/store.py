@@ -175,20 +175,18 @@ def compression_kwargs(spec: Mapping[str, Any] | str | None) -> dict:
 
 
 def _codec_levels(value, where: str) -> None:
-    from .config import Int  # noqa: PLC0415
+    from .config import Int, ParamError  # noqa: PLC0415
 
     codec = str(value.get("codec", "gzip")).lower()
     lo, hi = COMPRESSION_LEVELS.get(codec.split("-")[0] if codec.startswith("blosc") else codec, (None, None))
-    if "level" in value and value["level"] is not None:
-        if lo is None:
-            from .config import ParamError  # noqa: PLC0415
-
-            raise ParamError(f"{where}.level", value["level"], f"codec {codec} takes no level (remove it)")
-        node = Int(ge=lo, le=hi)
-        try:
-            node.validate(value["level"], f"{where}.level")
-        except ValueError as err:
-            raise type(err)(err.key, err.value, f"{err.allowed} for codec {codec}") from None
+    if value.get("level") is None:
+        return
+    if lo is None:
+        raise ParamError(f"{where}.level", value["level"], f"codec {codec} takes no level (remove it)")
+    try:
+        Int(ge=lo, le=hi).validate(value["level"], f"{where}.level")
+    except ParamError as err:
+        raise ParamError(err.key, err.value, f"{err.allowed} for codec {codec}") from None
 
 
 def _compression_schema():
