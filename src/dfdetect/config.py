@@ -67,6 +67,8 @@ def unflatten(flat: dict[str, Any]) -> dict:
 
 
 def _yaml_value(text: str) -> Any:
+    if not text.strip():
+        return ""          # `--root ""` is the empty string (YAML would read null)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

@@ -44,7 +44,7 @@ def data(tmp_path) -> DetectorData:
 
 def test_registered_with_hsi_input():
     assert registry()["hyperfake"].inputs == ("hsi",)
-    with pytest.raises(ValueError, match="unknown params"):
+    with pytest.raises(ValueError, match="unknown key; did you mean 'attn_dim'"):
         create("hyperfake", {"attn_dims": 3})
 
 

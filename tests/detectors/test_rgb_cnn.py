@@ -56,7 +56,7 @@ def test_registered_baselines():
     for name, arch in [("resnet50", "resnet50"), ("efficientnet_b0", "efficientnet_b0"),
                        ("efficientnet_b7", "efficientnet_b7"), ("efficientnet_lite0", "efficientnet_lite0")]:
         assert reg[name].arch == arch and reg[name].inputs == ("faces",)
-    with pytest.raises(ValueError, match="unknown params"):
+    with pytest.raises(ValueError, match="unknown key; did you mean 'image_size'"):
         create("resnet50", {"image_sise": 64})
 
 
