@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         if err is not None:
             failures.add("*", f"shard failed: {type(err).__name__}: {err}", path=str(shard))
         else:
-            rows, items = result
+            rows, n_items = result
             failures.rows.extend(rows)
-            failures.items += int(items or 0)
+            failures.items += int(n_items or 0)
     failures.write(args.failures)
     print(f"saab_features: fitted {len(regions)} PixelHop trees on {len(items)} train frames in "
           f"{t_fit:.1f} s; transformed {len(shards)} shards -> {out_dir} in "

@@ -270,3 +270,30 @@ def test_failure_ratio_over_threshold_fails_the_stage(stage, tmp_path, capsys):
 def test_failure_ratio_is_validated(stage, tmp_path, capsys):
     line = _exit2(stage("ingest").main, ["--params", _params(tmp_path), "--max_failure_ratio", "1.5"], capsys)
     assert "max_failure_ratio = 1.5: must be a number in [0, 1]" in line
+
+
+def test_light_schema_modules_match_the_code_they_describe():
+    """Schemas of torch-heavy sections live in light modules; their constants match the code."""
+    from dfdetect.audio import model as audio_model  # noqa: PLC0415
+    from dfdetect.nn import losses  # noqa: PLC0415
+    from dfdetect.spectral import mst  # noqa: PLC0415
+    from dfdetect.spectral import params as spectral_params  # noqa: PLC0415
+    from dfdetect.text import model as text_model  # noqa: PLC0415
+    from dfdetect.text import params as text_params  # noqa: PLC0415
+
+    assert text_params.DISTANCES == losses.DISTANCES and text_params.MINING == losses.MINING
+    assert spectral_params.BANDS == len(mst.WAVELENGTHS_NM)
+    assert text_model.PARAMS is config.schema("text_model")
+    assert audio_model.PARAMS is config.schema("audio_model")
+    with pytest.raises(ParamError, match="text_model.epoch = 2: unknown key; did you mean 'epochs'"):
+        text_model.TextAuthorModel(epoch=2)
+
+
+def test_validation_imports_no_torch():
+    import subprocess  # noqa: PLC0415
+
+    code = ("import sys; from dfdetect import config; "
+            "[config.schema(s) for s in config.SECTIONS if s != 'models']; "
+            "config.validate('models', {'resnet50': {'lr': 0.1}}); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"

@@ -7,17 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import config as _cfg
 from .mst import WAVELENGTHS_NM
 
-# params schema of the ``hyperfake_plots`` section (stages/hyperfake_plots.py)
-PARAMS = _cfg.Section({
-    "split": _cfg.Choice("train", "val", "test"),
-    "examples": _cfg.Int(ge=1),
-    "bands": _cfg.List(_cfg.Int(ge=1, le=len(WAVELENGTHS_NM)), min_len=1),
-    "face_field": _cfg.Choice("face128", "face"),
-    "max_faces": _cfg.Int(ge=1),
-})
 
 
 def pick_examples(items: pd.DataFrame, n: int = 2, seed: int = 0) -> pd.DataFrame:

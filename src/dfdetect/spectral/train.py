@@ -17,28 +17,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from .. import config as _cfg
 from .mst import MSTPlusPlus, build, count_flops, count_parameters
 
-# params schema of the ``train_mst`` section (stages/train_mst.py)
-PARAMS = _cfg.Section({
-    "arad_root": _cfg.Str(),
-    "arad": _cfg.Section({"limit_train": _cfg.Int(ge=0), "limit_valid": _cfg.Int(ge=0), "size": _cfg.Int(ge=0)}),
-    "scenes": _cfg.Section({"train": _cfg.Int(ge=1), "heldout": _cfg.Int(ge=1), "size": _cfg.Int(ge=8),
-                            "holdout_fraction": _cfg.Float(gt=0, lt=1), "noise": _cfg.Float(ge=0)}),
-    "variants": _cfg.List(_cfg.Choice("smsa", "flexi"), min_len=1, unique=True),
-    "flexi_factor": _cfg.Int(ge=1),
-    "steps": _cfg.Int(ge=1),
-    "batch_size": _cfg.Int(ge=1),
-    "crop": _cfg.Int(ge=0),
-    "lr": _cfg.Float(gt=0),
-    "min_lr": _cfg.Float(ge=0),
-    "mrae_eps": _cfg.Float(gt=0),
-    "eval_every": _cfg.Int(ge=0),
-    "flops_size": _cfg.Int(ge=8),
-    "threads": _cfg.Int(ge=0),
-    "device": _cfg.DEVICE,
-})
 
 log = logging.getLogger(__name__)
 
