@@ -126,4 +126,3 @@ def ratio_error(failures: Failures, max_ratio: float | None, items: int | None =
 def _reason_kind(reason: str, width: int = 120) -> str:
     text = " ".join(str(reason).split())
     return text if len(text) <= width else text[: width - 3] + "..."
-

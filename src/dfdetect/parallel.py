@@ -104,4 +104,3 @@ def _executor_schema():
 
 # params schema of the ``executor`` section (and of stages' nested ``executor``)
 EXECUTOR = _executor_schema()
-

@@ -206,4 +206,3 @@ def _training_checks():
 
 # ranges / choices shared by the torch image detectors (``checks`` of rgb_cnn and hyperfake)
 TRAINING_CHECKS = _training_checks()
-

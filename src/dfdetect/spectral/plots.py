@@ -10,7 +10,6 @@ import pandas as pd
 from .mst import WAVELENGTHS_NM
 
 
-
 def pick_examples(items: pd.DataFrame, n: int = 2, seed: int = 0) -> pd.DataFrame:
     """Up to ``n`` real and ``n`` fake items (first frame of distinct videos, seeded)."""
     rng = np.random.default_rng(seed)

@@ -19,7 +19,6 @@ import torch
 
 from .mst import MSTPlusPlus, build, count_flops, count_parameters
 
-
 log = logging.getLogger(__name__)
 
 
