@@ -297,3 +297,10 @@ def test_validation_imports_no_torch():
             "config.validate('models', {'resnet50': {'lr': 0.1}}); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False"
+
+
+def test_section_that_is_not_a_mapping(stage, tmp_path, capsys):
+    data = _committed()
+    data["sample_frames"] = 8
+    line = _exit2(stage("sample_frames").main, ["--params", _params(tmp_path, data), "--shard", "0"], capsys)
+    assert line.startswith("stages/sample_frames.py: sample_frames = 8: must be a mapping of strategy, ")

@@ -67,8 +67,6 @@ def unflatten(flat: dict[str, Any]) -> dict:
 
 
 def _yaml_value(text: str) -> Any:
-    if not text.strip():
-        return ""          # `--root ""` is the empty string (YAML would read null)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -108,8 +106,8 @@ class ParamError(ValueError):
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
+    if value is None or isinstance(value, (bool, dict, list, tuple)):
+        return json.dumps(value, default=str)      # YAML spelling: null, true, [0, 1]
     return str(value)
 
 
@@ -237,6 +235,17 @@ class Str(Node):
         if self.pattern is not None:
             return f"a string matching {self.pattern}"
         return "a string"
+
+    def validate(self, value: Any, where: str) -> None:
+        # an empty flag value or params.yaml string reaches the stage as None (YAML reads "" as
+        # null; the code treats both alike): None is accepted wherever "" is
+        if value is None and self._accepts_empty():
+            return
+        super().validate(value, where)
+
+    def _accepts_empty(self) -> bool:
+        return ((self.choices is None or "" in self.choices)
+                and (self.pattern is None or re.fullmatch(self.pattern, "") is not None))
 
     def _check(self, value: Any, where: str) -> None:
         if not isinstance(value, str):
@@ -570,8 +579,11 @@ class StageCLI:
             check_sections(params, known.params)
             for sec in self.sections:
                 schema(sec)   # the section itself must be known (models.<name>: a registered one)
+                raw = _lookup(params, sec)
+                if raw is not None and not isinstance(raw, dict):
+                    validate(sec, raw)   # `sample_frames: 3`: not a mapping
                 values = {k: v for k, v in cfg.items() if origin.get(k) == sec}
-                if values or sec in _present(params):
+                if values or isinstance(raw, dict):
                     validate(sec, values)
             for key in self.shared:
                 if key in cfg and origin.get(key) == key:
@@ -581,14 +593,14 @@ class StageCLI:
         return cfg, args
 
 
-def _present(params: Mapping) -> set[str]:
-    """Dotted names of every mapping in ``params`` (the sections a file declares)."""
-    out: set[str] = set()
-    for key, value in params.items():
-        if isinstance(value, Mapping):
-            out.add(str(key))
-            out.update(f"{key}.{sub}" for sub in _present(value))
-    return out
+def _lookup(params: Mapping, name: str) -> Any:
+    """The value of a dotted section name in ``params`` (None when absent)."""
+    node: Any = params
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _flags_given(argv: list[str] | None) -> set[str]:
