@@ -189,6 +189,11 @@ def check_scores(df: pd.DataFrame, who: str) -> pd.DataFrame:
 MODELS = _cfg.Map(lambda name: get(name).param_schema(), keys=lambda: sorted(registry()), what="detector")
 
 
+# what dfdetect.nn.weights._hub_mode accepts (the timm hub download switch)
+HUB_MODES = ("auto", "cache", "", "none", "true", "false", "1", "0", "yes", "no", "on", "off", "always",
+             "never", "online")
+
+
 def _training_checks():
     C = _cfg
     return {
@@ -198,7 +203,8 @@ def _training_checks():
         "pos_weight": C.AnyOf(C.Choice("auto", "none"), C.Float(gt=0), nullable=True),
         "patience": C.Int(ge=0), "monitor": C.Choice("val_auc", "val_loss"), "grad_clip": C.Float(ge=0),
         "hflip": C.Float(ge=0, le=1), "drop_rate": C.Float(ge=0, lt=1),
-        "hub": C.AnyOf(C.Choice("auto", "cache"), C.Bool()), "max_train_frames": C.Int(ge=0),
+        "hub": C.AnyOf(C.Choice(*HUB_MODES), C.Bool(), C.Int(choices=(0, 1)), nullable=True),
+        "max_train_frames": C.Int(ge=0),
         "max_val_frames": C.Int(ge=0), "num_workers": C.Int(ge=0), "num_threads": C.Int(ge=0),
         "device": C.DEVICE, "image_size": C.Int(ge=0), "deterministic": C.Bool(), "pretrained": C.Str(),
     }
