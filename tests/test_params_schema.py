@@ -304,3 +304,9 @@ def test_section_that_is_not_a_mapping(stage, tmp_path, capsys):
     data["sample_frames"] = 8
     line = _exit2(stage("sample_frames").main, ["--params", _params(tmp_path, data), "--shard", "0"], capsys)
     assert line.startswith("stages/sample_frames.py: sample_frames = 8: must be a mapping of strategy, ")
+
+
+def test_unknown_detector_name_on_the_command_line(stage, tmp_path, capsys):
+    for name in ("train", "evaluate"):
+        line = _exit2(stage(name).main, ["--params", _params(tmp_path), "--detector", "resnet5"], capsys)
+        assert f"stages/{name}.py: models.resnet5: unknown detector; did you mean 'resnet50'?" in line
