@@ -26,7 +26,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
 
 import yaml
 
@@ -86,7 +86,7 @@ def section(params: dict, name: str) -> dict:
 # --------------------------------------------------------------------------------------------
 # Declared params schemas: every params.yaml section is checked, once, before a stage works.
 #
-# A schema is a tree of small nodes (Int, Float, Str, Bool, List, Section, Map, AnyOf, Any)
+# A schema is a tree of small nodes (Int, Float, Str, Bool, List, Section, Map, AnyOf, Anything)
 # declared in the library next to the code that reads the section (``PARAMS`` in
 # dfdetect.video.sample for ``sample_frames``, ...). ``SECTIONS`` below says where each
 # top-level section's schema lives, so that checking a section imports only its module.
@@ -533,7 +533,7 @@ class StageCLI:
         self.parser.add_argument(*args, **kwargs)
         return self
 
-    def fail(self, err: BaseException) -> "NoReturn":  # noqa: F821
+    def fail(self, err: BaseException | str) -> NoReturn:
         """One line on stderr, exit code 2 (as argparse does for a bad flag)."""
         print(f"{self.parser.prog}: {err}", file=sys.stderr)
         raise SystemExit(2)
