@@ -38,7 +38,7 @@ def main() -> None:
     shapes = {"mouth_hop1": (15, 15, 10), "mouth_hop2": (7, 7, 10)}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        with ShardWriter(root / "shard-000.h5", stage="saab_features") as w:
+        with ShardWriter(root / "shard-0.h5", stage="saab_features") as w:
             for v in range(args.videos):
                 w.add_video(f"v{v:05d}", np.arange(args.frames),
                             **{k: rng.random((args.frames, *s), dtype=np.float32) for k, s in shapes.items()})

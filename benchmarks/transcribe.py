@@ -11,8 +11,8 @@ What it does:
      greedy), side by side in one run: RTF overall and per file (median), model load time, WER
      (word edits / reference words, lower-cased, punctuation dropped, integers spelled out);
   3. in a temporary DVC project holding only the transcribe stage (the project's own stage
-     script and params section) plus an unrelated `fusion` params section: times the first
-     `dvc repro`, a no-op `dvc repro`, and a `dvc repro` after changing only `fusion.alpha`
+     script and params section) plus an unrelated fusion params section (`models.dada_late`): times the first
+     `dvc repro`, a no-op `dvc repro`, and a `dvc repro` after changing only `models.dada_late.alpha`
      (must not rerun the stage), and prints the ratio.
 
 Run: `.venv/bin/python benchmarks/transcribe.py [--allison 10] [--threads 2]`
@@ -90,7 +90,7 @@ def dvc_cache_cost(items, threads: int) -> dict:
         params = yaml.safe_load((REPO / "params.yaml").read_text())
         section = dict(params["transcribe"], threads=threads)
         (tmp / "params.yaml").write_text(yaml.safe_dump({"transcribe": section,
-                                                         "fusion": {"alpha": 0.5}}))
+                                                         "models": {"dada_late": {"alpha": 0.5}}}))
         shutil.copytree(REPO / "stages", tmp / "stages")
         stage = {"cmd": "python stages/transcribe.py", "deps": ["stages/transcribe.py", "data/audio"],
                  "params": ["transcribe"],
@@ -103,7 +103,7 @@ def dvc_cache_cost(items, threads: int) -> dict:
         first, _ = run([dvc, "repro"], tmp, env)
         noop, out_noop = run([dvc, "repro"], tmp, env)
         p = yaml.safe_load((tmp / "params.yaml").read_text())
-        p["fusion"]["alpha"] = 0.8
+        p["models"]["dada_late"]["alpha"] = 0.8
         (tmp / "params.yaml").write_text(yaml.safe_dump(p))
         fusion, out_fusion = run([dvc, "repro"], tmp, env)
         status, out_status = run([dvc, "status"], tmp, env)
@@ -138,7 +138,7 @@ def main() -> int:
         c = dvc_cache_cost(items, args.threads)
         result["dvc"] = c
         print(f"\nDVC: first `dvc repro` {c['first_s']:.1f} s; no-op rerun {c['noop_s']:.1f} s "
-              f"(skipped: {c['noop_skipped']}); after changing only fusion.alpha "
+              f"(skipped: {c['noop_skipped']}); after changing only models.dada_late.alpha "
               f"{c['after_fusion_change_s']:.1f} s (skipped: {c['fusion_skipped']}); "
               f"`dvc status` {c['status_s']:.1f} s: {c['status']!r}")
         print(f"cached rerun costs {c['noop_s'] / c['first_s']:.1%} of the first run "

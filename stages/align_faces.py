@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+from dfdetect.failures import Failures  # noqa: E402
 from dfdetect.faces.stage import run_align_faces  # noqa: E402
 from dfdetect.store import shard_path  # noqa: E402
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     common.setup()
     from dfdetect.config import StageCLI  # noqa: PLC0415
 
-    cli = StageCLI("align_faces", __doc__, sections=["align_faces", "executor"])
+    cli = StageCLI("align_faces", __doc__, sections=["align_faces", "executor"], shared=common.PER_ITEM)
     cli.add("--shard", type=int, required=True, help="shard number N (data/frames/shard-N.h5)")
     cli.add("--frames-dir", default=str(common.FRAMES), help="directory of the frames shards")
     cli.add("--out-dir", default=str(common.FACES), help="directory of the faces shards")
@@ -35,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     backend = cfg.pop("backend", "process")
     workers = cfg.pop("workers", None)
     address = cfg.pop("address", None) or None
+    max_ratio = cfg.pop("max_failure_ratio", None)
+    table = shard_path(args.failures_dir, args.shard, ".csv")
+    failures = Failures("align_faces")
     run_align_faces(shard_path(args.frames_dir, args.shard), shard_path(args.out_dir, args.shard),
-                    shard_path(args.failures_dir, args.shard, ".csv"), cfg,
-                    executor=backend, workers=workers, address=address)
-    return 0
+                    table, cfg, executor=backend, workers=workers, address=address, failures=failures)
+    return common.failure_guard(cli.parser.prog, failures, max_ratio, table)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,23 @@ def set_paths(name: str) -> dict[str, Path]:
             "scores": SET_SCORES / name, "metrics": SET_METRICS / name}
 
 
+# shared params of the per-item stages: seed, sharding and the failure-ratio guard
+PER_ITEM = ("seed", "sharding", "max_failure_ratio")
+
+
+def failure_guard(prog: str, failures, max_ratio, table) -> int:
+    """Exit code of a per-item stage: 1 (after printing the summary) when more than
+    ``max_failure_ratio`` of its items failed, so DVC does not cache a hollow output; else 0.
+    The failures table has been written by then."""
+    from dfdetect.failures import ratio_error  # noqa: PLC0415
+
+    message = ratio_error(failures, max_ratio, where=str(table))
+    if message:
+        print(f"{prog}: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def setup() -> None:
     """Logging, thread settings and signal handling shared by every stage.
 

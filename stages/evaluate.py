@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from dfdetect.config import StageCLI  # noqa: E402
+from dfdetect.config import StageCLI, unknown_key_error  # noqa: E402
 from dfdetect.data.manifest import read_manifest  # noqa: E402
-from dfdetect.detectors.base import DetectorData, ModelLoadError, get  # noqa: E402
+from dfdetect.detectors.base import DetectorData, ModelLoadError, get, registry  # noqa: E402
 from dfdetect.detectors.evaluation import NothingScoredError, evaluate_detector  # noqa: E402
 from dfdetect.store import write_csv_atomic, write_json_atomic  # noqa: E402
 
@@ -47,6 +47,8 @@ def main(argv=None) -> int:
             help="failures CSV (default: data/failures/evaluate/<detector>.csv)")
     cfg, args = cli.parse(argv)
     name = args.detector
+    if name not in registry():
+        cli.fail(unknown_key_error("models", name, None, registry(), what="detector"))
     cls = get(name)
     manifest_path = Path(args.manifest) if args.manifest else common.MANIFESTS[cls.manifest]
     sources = {n: common.SOURCES[n] for n in cls.inputs if n in common.SOURCES}

@@ -24,7 +24,7 @@ from dfdetect.store import shard_path  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("extract_audio", __doc__, sections=["extract_audio"])
+    cli = StageCLI("extract_audio", __doc__, sections=["extract_audio"], shared=common.PER_ITEM)
     cli.add("--shard", type=int, required=True, help="shard number N")
     cli.add("--audio-manifest-dir", default=str(common.AUDIO_MANIFEST_SHARDS),
             help="per-shard audio manifests")
@@ -34,15 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--failures-dir", default=str(common.FAILURES / "extract_audio"), help="failure tables")
     cfg, args = cli.parse(argv)
     executor = cfg.pop("executor", None) or {}
-    params = {k: v for k, v in cfg.items() if k not in ("seed", "sharding")}
+    params = {k: v for k, v in cfg.items() if k not in common.PER_ITEM}
     video = shard_path(args.video_manifest_dir, args.shard, ".csv") if args.video_manifest_dir else None
+    table = shard_path(args.failures_dir, args.shard, ".csv")
     failures = extract_shard(shard_path(args.audio_manifest_dir, args.shard, ".csv"), video,
-                             shard_path(args.out_dir, args.shard),
-                             shard_path(args.failures_dir, args.shard, ".csv"), params,
+                             shard_path(args.out_dir, args.shard), table, params,
                              executor=str(executor.get("backend", "process")),
                              workers=executor.get("workers"))
     print(f"extract_audio: shard {args.shard}: {len(failures)} failure row(s)", file=sys.stderr)
-    return 0
+    return common.failure_guard(cli.parser.prog, failures, cfg.get("max_failure_ratio"), table)
 
 
 if __name__ == "__main__":

@@ -29,13 +29,14 @@ from dfdetect.store import shard_path  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("hyperspectral", __doc__, sections=["hyperspectral"])
+    cli = StageCLI("hyperspectral", __doc__, sections=["hyperspectral"], shared=common.PER_ITEM)
     cli.add("--shard", type=int, required=True, help="shard index")
     cli.add("--faces", default=str(common.FACES), help="face store folder")
     cli.add("--models", default=str(common.SOURCES["mst"]), help="train_mst's model folder")
     cli.add("--out", default=str(common.HSI), help="HSI cache folder")
     cli.add("--failures", default=None, help="failures CSV (default data/failures/hyperspectral/shard-N.csv)")
     cfg, args = cli.parse(argv)
+    max_ratio = cfg.pop("max_failure_ratio", None)
 
     import torch  # noqa: PLC0415
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"hyperspectral shard {args.shard}: {summary['faces']} faces of {summary['videos']} videos "
           f"-> {out} in {time.perf_counter() - t0:.1f} s ({summary['faces_per_s']:.2f} faces/s on "
           f"{device}); {len(failures)} failures", file=sys.stderr)
-    return 0
+    return common.failure_guard(cli.parser.prog, failures, max_ratio, fail_path)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import common  # noqa: E402
 from dfdetect.config import StageCLI, load_params, num_shards, section  # noqa: E402
 from dfdetect.data.ingest import ingest, summary  # noqa: E402
 from dfdetect.data.manifest import write_manifest, write_shard_manifests  # noqa: E402
+from dfdetect.failures import failed_items  # noqa: E402
 
 LAYOUT_KEYS = ("csv", "qualities", "methods", "splits_dir", "val_fraction", "test_fraction",
                "test_list", "test_labels")
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = common.set_paths(test_set) if test_set else {
         "manifest": common.MANIFEST, "manifest_shards": common.MANIFEST_SHARDS,
         "failures": common.FAILURES}
-    cli = StageCLI("ingest", __doc__, sections=["ingest", *sets, "executor"])
+    cli = StageCLI("ingest", __doc__, sections=["ingest", *sets, "executor"], shared=common.PER_ITEM)
     cli.add("--set", default=None, help="ingest test set NAME (params test_sets.NAME over the "
             "ingest params) into data/sets/NAME/")
     cli.add("--out", default=str(paths["manifest"]), help="manifest CSV")
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if df.empty:
         print("ingest: no usable video; see the failures table", file=sys.stderr)
         return 1
-    return 0
+    failures.items = len(df) + len(set(failed_items(failures.rows)) - set(df["video_id"]))
+    return common.failure_guard(cli.parser.prog, failures, cfg.get("max_failure_ratio"), args.failures)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,14 @@ import common  # noqa: E402
 from dfdetect.audio.ingest import ingest_audio, summary  # noqa: E402
 from dfdetect.config import StageCLI, num_shards  # noqa: E402
 from dfdetect.data.manifest import write_manifest, write_shard_manifests  # noqa: E402
+from dfdetect.failures import failed_items  # noqa: E402
 
 LAYOUT_KEYS = ("csv", "partitions", "phases", "keys", "languages", "mailabs")
 
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("ingest_audio", __doc__, sections=["ingest_audio"])
+    cli = StageCLI("ingest_audio", __doc__, sections=["ingest_audio"], shared=common.PER_ITEM)
     cli.add("--out", default=str(common.AUDIO_MANIFEST), help="audio manifest CSV")
     cli.add("--shard-dir", default=str(common.AUDIO_MANIFEST_SHARDS), help="per-shard manifests")
     cli.add("--failures", default=str(common.FAILURES / "ingest_audio.csv"), help="failures CSV")
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if df.empty:
         print("ingest_audio: no usable audio; see the failures table", file=sys.stderr)
         return 1
-    return 0
+    failures.items = len(df) + len(set(failed_items(failures.rows)) - set(df["video_id"]))
+    return common.failure_guard(cli.parser.prog, failures, cfg.get("max_failure_ratio"), args.failures)
 
 
 if __name__ == "__main__":

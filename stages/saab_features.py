@@ -27,7 +27,7 @@ from dfdetect.saab import features as F  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("saab_features", __doc__, sections=["saab"])
+    cli = StageCLI("saab_features", __doc__, sections=["saab"], shared=common.PER_ITEM)
     cli.add("--faces", default=str(common.FACES), help="face store folder (shard-*.h5)")
     cli.add("--manifest", default=str(common.MANIFEST), help="manifest CSV (splits)")
     cli.add("--out", default=str(common.SAAB), help="Saab feature store folder")
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--transform-only", action="store_true",
             help="never fit: transform with the trees already in --models (test sets)")
     cfg, args = cli.parse(argv)
+    max_ratio = cfg.pop("max_failure_ratio", None)
     executor = cfg.get("executor", {}) or {}
     backend, workers = executor.get("backend", "process"), executor.get("workers")
     t0 = time.perf_counter()
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     failures.write(args.failures)
     print(f"saab_features: {fitted} in {t_fit:.1f} s; transformed {n_shards} shards -> {args.out} in "
           f"{time.perf_counter() - t0 - t_fit:.1f} s; {len(failures.rows)} failures", file=sys.stderr)
-    return 0 if not any(r["video_id"] == "*" for r in failures.rows) else 1
+    if any(r["video_id"] == "*" for r in failures.rows):
+        return 1
+    return common.failure_guard(cli.parser.prog, failures, max_ratio, args.failures)
 
 
 if __name__ == "__main__":

@@ -26,18 +26,19 @@ EXECUTOR_KEYS = ("backend", "workers", "address")
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("sample_frames", __doc__, sections=["sample_frames", "executor"])
+    cli = StageCLI("sample_frames", __doc__, sections=["sample_frames", "executor"], shared=common.PER_ITEM)
     cli.add("--shard", type=int, required=True, help="shard number N (data/manifest/shard-N.csv)")
     cli.add("--manifest-dir", default=str(common.MANIFEST_SHARDS), help="per-shard manifests")
     cli.add("--out-dir", default=str(common.FRAMES), help="frame shards")
     cli.add("--failures-dir", default=str(common.FAILURES / "sample_frames"), help="failure tables")
     cfg, args = cli.parse(argv)
-    params = {k: v for k, v in cfg.items() if k not in EXECUTOR_KEYS + ("seed", "sharding")}
-    sample_shard(shard_path(args.manifest_dir, args.shard, ".csv"),
-                 shard_path(args.out_dir, args.shard), shard_path(args.failures_dir, args.shard, ".csv"),
-                 params, executor=str(cfg.get("backend", "process")), workers=cfg.get("workers"),
-                 address=cfg.get("address") or None)
-    return 0
+    params = {k: v for k, v in cfg.items() if k not in EXECUTOR_KEYS + common.PER_ITEM}
+    table = shard_path(args.failures_dir, args.shard, ".csv")
+    failures = sample_shard(shard_path(args.manifest_dir, args.shard, ".csv"),
+                            shard_path(args.out_dir, args.shard), table,
+                            params, executor=str(cfg.get("backend", "process")), workers=cfg.get("workers"),
+                            address=cfg.get("address") or None)
+    return common.failure_guard(cli.parser.prog, failures, cfg.get("max_failure_ratio"), table)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
-from dfdetect.metrics import json_safe  # noqa: E402
 from dfdetect.store import atomic_dir, write_json_atomic  # noqa: E402
 
 
@@ -40,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg.pop("sharding", None)
 
     from dfdetect.audio.model import train_audio_model  # noqa: PLC0415
+    from dfdetect.metrics import json_safe  # noqa: PLC0415  (after validation: sklearn is slow to import)
     from dfdetect.data.manifest import read_manifest  # noqa: PLC0415
     from dfdetect.detectors.base import DetectorData  # noqa: PLC0415
 

@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
-from dfdetect.metrics import json_safe  # noqa: E402
 from dfdetect.store import atomic_dir, write_json_atomic  # noqa: E402
 
 
@@ -39,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     corpus_cfg = cfg.pop("corpus", {}) or {}
 
     from dfdetect.text.model import train_text_model  # noqa: PLC0415
+    from dfdetect.metrics import json_safe  # noqa: PLC0415  (after validation: sklearn is slow to import)
 
     model, metrics = train_text_model(corpus_cfg, cfg, seed=seed)
     out = Path(args.out)

@@ -22,23 +22,25 @@ import common  # noqa: E402
 
 from dfdetect.audio.transcribe import transcribe_store  # noqa: E402
 from dfdetect.config import StageCLI  # noqa: E402
+from dfdetect.failures import Failures  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     common.setup()
-    cli = StageCLI("transcribe", __doc__, sections=["transcribe"])
+    cli = StageCLI("transcribe", __doc__, sections=["transcribe"], shared=common.PER_ITEM)
     cli.add("--audio-dir", default=str(common.AUDIO), help="audio shards")
     cli.add("--out", default=str(common.TRANSCRIPTS), help="transcripts JSONL")
     cli.add("--metrics", default=str(common.METRICS / "transcribe.json"), help="metrics JSON")
     cli.add("--timings", default=str(common.METRICS / "transcribe_rtf.csv"), help="per-file RTF CSV")
     cli.add("--failures", default=str(common.FAILURES / "transcribe.csv"), help="failures CSV")
     cfg, args = cli.parse(argv)
-    params = {k: v for k, v in cfg.items() if k not in ("seed", "sharding")}
+    params = {k: v for k, v in cfg.items() if k not in common.PER_ITEM}
+    failures = Failures("transcribe")
     metrics = transcribe_store(args.audio_dir, args.out, args.metrics, args.failures, params,
-                               timings_path=args.timings)
+                               timings_path=args.timings, failures=failures)
     print(f"transcribe: {metrics['transcribed']}/{metrics['items']} items, RTF {metrics['rtf']} "
           f"({metrics['engine']}, {metrics['model']}) -> {args.out}", file=sys.stderr)
-    return 0
+    return common.failure_guard(cli.parser.prog, failures, cfg.get("max_failure_ratio"), args.failures)
 
 
 if __name__ == "__main__":

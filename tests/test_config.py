@@ -13,17 +13,19 @@ def _params(tmp_path, data):
 def test_flags_from_section_and_overrides(tmp_path):
     p = _params(tmp_path, {"seed": 7, "sharding": {"num_shards": 2, "shards": [0, 1]},
                            "ingest": {"layout": "generic", "root": "data/demo",
-                                      "split_fractions": [0.6, 0.2, 0.2],
-                                      "opt": {"lr": 0.1, "nesterov": False}}})
+                                      "split_fractions": [0.6, 0.2, 0.2]},
+                           "sample_frames": {"num_frames": 8,
+                                             "compression": {"codec": "gzip", "level": 4, "shuffle": False}}})
     cli = StageCLI("ingest", "doc", params_path=p)
     cli.add("--out", required=True)
-    cfg, args = cli.parse(["--out", "m.csv", "--layout", "ffpp", "--opt.lr", "0.5",
-                           "--opt.nesterov", "true", "--split_fractions", "[0.8, 0.1, 0.1]"])
+    cfg, args = cli.parse(["--out", "m.csv", "--layout", "ffpp", "--split_fractions", "[0.8, 0.1, 0.1]"])
     assert args.out == "m.csv"
     assert cfg["layout"] == "ffpp" and cfg["root"] == "data/demo"
-    assert cfg["opt"] == {"lr": 0.5, "nesterov": True}
     assert cfg["split_fractions"] == [0.8, 0.1, 0.1]
     assert cfg["seed"] == 7 and cfg["sharding"]["num_shards"] == 2
+    cfg, _ = StageCLI("sample_frames", "doc", params_path=p).parse(
+        ["--compression.level", "1", "--compression.shuffle", "true"])
+    assert cfg["compression"] == {"codec": "gzip", "level": 1, "shuffle": True}   # nested, typed
 
 
 def test_help_lists_every_param(tmp_path, capsys):
@@ -36,11 +38,11 @@ def test_help_lists_every_param(tmp_path, capsys):
 
 
 def test_alternate_params_file(tmp_path):
-    p = _params(tmp_path, {"x": {"a": 1}})
+    p = _params(tmp_path, {"ingest": {"root": "a"}})
     q = tmp_path / "other.yaml"
-    q.write_text(yaml.safe_dump({"x": {"a": 2}}))
-    cfg, _ = StageCLI("x", "", params_path=p).parse(["--params", str(q)])
-    assert cfg["a"] == 2
+    q.write_text(yaml.safe_dump({"ingest": {"root": "b"}}))
+    cfg, _ = StageCLI("ingest", "", params_path=p).parse(["--params", str(q)])
+    assert cfg["root"] == "b"
 
 
 def test_flatten_roundtrip():

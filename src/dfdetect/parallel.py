@@ -172,3 +172,17 @@ def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "proces
                 yield item, res, None
     finally:
         bar.close()
+
+
+def _executor_schema():
+    from .config import Int, Section, Str  # noqa: PLC0415
+
+    return Section({
+        "backend": Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]*"),   # serial | process | a joblib backend
+        "workers": Int(ge=0, nullable=True),                    # 0 / null: default_workers()
+        "address": Str(nullable=True),
+    })
+
+
+# params schema of the ``executor`` section (and of stages' nested ``executor``)
+EXECUTOR = _executor_schema()

@@ -16,8 +16,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from . import config as _cfg
 from .failures import COLUMNS as FAILURE_COLUMNS
 from .store import atomic_path
+
+# params schema of the ``report`` section: no params (the stage reads metrics/ and failures)
+PARAMS = _cfg.Section({})
 
 log = logging.getLogger("dfdetect.report")
 

@@ -284,6 +284,37 @@ def compression_kwargs(spec: Mapping[str, Any] | str | None) -> dict:
     raise ValueError(f"unknown compression codec {codec!r}")
 
 
+def _codec_levels(value, where: str) -> None:
+    from .config import Int, ParamError  # noqa: PLC0415
+
+    codec = str(value.get("codec", "gzip")).lower()
+    lo, hi = COMPRESSION_LEVELS.get(codec.split("-")[0] if codec.startswith("blosc") else codec, (None, None))
+    if value.get("level") is None:
+        return
+    if lo is None:
+        raise ParamError(f"{where}.level", value["level"], f"codec {codec} takes no level (remove it)")
+    try:
+        Int(ge=lo, le=hi).validate(value["level"], f"{where}.level")
+    except ParamError as err:
+        raise ParamError(err.key, err.value, f"{err.allowed} for codec {codec}") from None
+
+
+def _compression_schema():
+    from .config import AnyOf, Bool, Choice, Int, Section  # noqa: PLC0415
+
+    codec = Choice(*COMPRESSION_CODECS)
+    table = Section({"codec": codec, "level": Int(nullable=True), "shuffle": Bool(), "bitshuffle": Bool()},
+                    check=_codec_levels)
+    return AnyOf(codec, table, nullable=True)
+
+
+# params schema of a codec spec (compression_kwargs); levels per codec
+COMPRESSION_CODECS = ("none", "gzip", "lzf", "lz4", "zstd", "bitshuffle-lz4", "blosc", "blosc-lz4",
+                      "blosc-lz4hc", "blosc-zstd", "blosc-zlib", "blosc-blosclz", "blosc-snappy")
+COMPRESSION_LEVELS = {"gzip": (0, 9), "zstd": (1, 22), "blosc": (0, 9)}
+COMPRESSION = _compression_schema()
+
+
 class Encoded:
     """An image-like field already split into compressed HDF5 chunks (one per item).
 

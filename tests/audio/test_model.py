@@ -148,7 +148,7 @@ def test_train_audio_model_leaves_out_nonfinite_waves(tmp_path):
 
     def store(d, ws):
         (tmp_path / d).mkdir()
-        with ShardWriter(tmp_path / d / "shard-000.h5", stage="test") as w:
+        with ShardWriter(tmp_path / d / "shard-0.h5", stage="test") as w:
             for r, wave in zip(rows, ws):
                 w.add_video(r["video_id"], [0], attrs={"sample_rate": 16000}, wave=wave[None])
         return DetectorData(normalise(pd.DataFrame(rows)), sources={"audio": tmp_path / d})

@@ -208,8 +208,10 @@ def test_stage_flag_overrides_and_errors(clips, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{root}: no original_sequences/ folder; is this a FaceForensics++ root?" in err
     assert not (out / "x.csv").exists()
-    rc = stage.main(["--params", str(params), "--layout", "nosuch", "--out", str(out / "x.csv")])
-    assert rc == 2 and "unknown dataset layout 'nosuch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:   # a bad param: caught up front (schema), exit 2
+        stage.main(["--params", str(params), "--layout", "nosuch", "--out", str(out / "x.csv")])
+    assert exc.value.code == 2
+    assert "ingest.layout = 'nosuch': must be one of ffpp, celebdf" in capsys.readouterr().err
 
 
 def test_stage_named_csv_must_exist_and_bad_params_exit_2(clips, tmp_path, capsys):

@@ -17,5 +17,5 @@ def test_params_merge_defaults_and_reject_typos():
     assert det.params["channel_xgb"]["n_estimators"] == 7
     assert det.params["channel_xgb"]["max_depth"] == 1          # nested default kept
     assert type(det).defaults["channel_xgb"]["n_estimators"] == 100  # defaults not mutated
-    with pytest.raises(ValueError, match="unknown params"):
+    with pytest.raises(ValueError, match="models.resnet50.learning_rate = 0.1: unknown key"):
         create("resnet50", {"learning_rate": 0.1})

@@ -193,10 +193,10 @@ def test_nonfinite_waves_are_left_out_and_recorded(dada_setup, tmp_path):
     from dfdetect.store import ShardReader, ShardWriter
 
     data, root = dada_setup
-    src = ShardReader(root / "audio" / "shard-000.h5")
+    src = ShardReader(root / "audio" / "shard-0.h5")
     bad_test, bad_train = "real/bob/4.wav", "fake/alice/0.wav"
     (tmp_path / "audio").mkdir()
-    with ShardWriter(tmp_path / "audio" / "shard-000.h5", stage="test") as w:
+    with ShardWriter(tmp_path / "audio" / "shard-0.h5", stage="test") as w:
         for vid in sorted(src.videos()):
             wave = src.read(vid, "wave").copy()
             if vid == bad_test:

@@ -44,7 +44,7 @@ def data(tmp_path) -> DetectorData:
 
 def test_registered_with_hsi_input():
     assert registry()["hyperfake"].inputs == ("hsi",)
-    with pytest.raises(ValueError, match="unknown params"):
+    with pytest.raises(ValueError, match="unknown key; did you mean 'attn_dim'"):
         create("hyperfake", {"attn_dims": 3})
 
 
@@ -93,7 +93,7 @@ def _write_hsi_variant(root: Path, poisoned: bool) -> pd.DataFrame:
     all-NaN test videos; the clean variant simply lacks those faces."""
     rng = np.random.default_rng(0)
     rows = []
-    with HSIWriter(root / "hsi" / "shard-000.h5", model_info={"variant": "flexi"}) as w:
+    with HSIWriter(root / "hsi" / "shard-0.h5", model_info={"variant": "flexi"}) as w:
         for i, (label, split) in enumerate(VIDEOS + [("fake", "test"), ("real", "test")]):
             vid = f"{label}/{split}-{i}.mp4"
             cubes = rng.uniform(0.1, 0.6, (3, 31, 16, 16)).astype(np.float32)
@@ -136,7 +136,7 @@ def test_nan_cubes_are_left_out_and_the_rest_scored_as_in_a_clean_cache(tmp_path
     assert reasons[("fake/train-1.mp4", 3)] == ("non-finite features: 1 NaN, 0 inf in hsi band_mean "
                                                 "(bands of the cube)")
     assert reasons[("real/test-9.mp4", 6)].startswith("non-finite features: 31 NaN, 0 inf in hsi")
-    assert fails["path"].str.endswith("shard-000.h5").all()
+    assert fails["path"].str.endswith("shard-0.h5").all()
     assert result["test"]["unscored"] == {"frames": 6, "videos": 2}
     assert runs["clean"][1]["test"]["unscored"] == {"frames": 0, "videos": 0}
     # the other test videos are scored exactly as with the clean cache (same band statistics,

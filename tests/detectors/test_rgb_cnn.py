@@ -56,7 +56,7 @@ def test_registered_baselines():
     for name, arch in [("resnet50", "resnet50"), ("efficientnet_b0", "efficientnet_b0"),
                        ("efficientnet_b7", "efficientnet_b7"), ("efficientnet_lite0", "efficientnet_lite0")]:
         assert reg[name].arch == arch and reg[name].inputs == ("faces",)
-    with pytest.raises(ValueError, match="unknown params"):
+    with pytest.raises(ValueError, match="unknown key; did you mean 'image_size'"):
         create("resnet50", {"image_sise": 64})
 
 
@@ -166,7 +166,7 @@ def test_float_face_fields_are_checked_uint8_faces_never_read(tmp_path, monkeypa
     monkeypatch.undo()
     # a float face field with a NaN: that face is recorded and left out
     rng = np.random.default_rng(1)
-    with ShardWriter(tmp_path / "ffaces" / "shard-000.h5") as w:
+    with ShardWriter(tmp_path / "ffaces" / "shard-0.h5") as w:
         for vid in manifest["video_id"]:
             faces = rng.random((3, 32, 32, 3), dtype=np.float32)
             if vid == "real/test-4.mp4":

@@ -24,14 +24,26 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..failures import Failures, ItemError
-from ..parallel import imap
-from ..store import ShardWriter
+from .. import config as _cfg
+from ..failures import Failures, ItemError, failed_items
+from ..parallel import EXECUTOR, imap
+from ..store import COMPRESSION, ShardWriter
 
 log = logging.getLogger("dfdetect")
 STAGE = "extract_audio"
 DEFAULTS = {"sample_rate": 16000, "min_rms": 1e-4, "min_seconds": 0.1, "max_seconds": 60.0,
             "timeout": 300}
+
+# params schema of the ``extract_audio`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "sample_rate": _cfg.Int(ge=1000, le=384000),
+    "min_rms": _cfg.Float(ge=0),
+    "min_seconds": _cfg.Float(ge=0),
+    "max_seconds": _cfg.Float(ge=0),        # 0: keep all
+    "timeout": _cfg.Float(gt=0),
+    "compression": COMPRESSION,
+    "executor": EXECUTOR,
+})
 
 
 def decode_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | None = None,
@@ -150,6 +162,7 @@ def extract_shard(audio_manifest, video_manifest, out_path: str | Path,
     params = {**DEFAULTS, **{k: v for k, v in dict(params).items() if k not in ("sharding", "seed")}}
     failures = Failures(STAGE)
     items = shard_items(load(audio_manifest), load(video_manifest), failures)
+    failures.items = len(items) + len(failed_items(failures.rows))   # + the items left out above
     compression = params.get("compression")
     compression = {"wave": compression} if compression not in (None, "none", "") else None
     fn = functools.partial(_work, params={k: params[k] for k in DEFAULTS})

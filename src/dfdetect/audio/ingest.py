@@ -18,14 +18,31 @@ from typing import Sequence
 
 import pandas as pd
 
+from .. import config as _cfg
 from ..data.layouts import LayoutError
 from ..data.layouts._base import grouped_fill, refuse_external
 from ..data.manifest import normalise
 from ..failures import Failures, ItemError
-from ..parallel import imap
-from .layouts import get_layout
+from ..parallel import EXECUTOR, imap
+from .layouts import LAYOUTS, get_layout
 
 log = logging.getLogger("dfdetect")
+
+# params schema of the ``ingest_audio`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "layout": _cfg.Choice(*LAYOUTS),
+    "root": _cfg.Str(),
+    "csv": _cfg.Str(),
+    "split_fractions": _cfg.fractions(3),
+    "probe": _cfg.Bool(),
+    "partitions": _cfg.List(_cfg.Choice("train", "dev", "eval")),
+    "phases": _cfg.List(_cfg.Choice("progress", "eval", "hidden_track")),
+    "keys": _cfg.Str(),
+    "languages": _cfg.List(_cfg.Str()),
+    "mailabs": _cfg.Str(),
+    "follow_external_symlinks": _cfg.Bool(),
+    "executor": EXECUTOR,
+})
 
 
 def probe_duration(path: str) -> float:

@@ -47,45 +47,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import config as _cfg
 from ..nn.losses import MarginSchedule, pk_batches, valid_triplets
+from .model_params import BACKBONES, DEFAULTS, PARAMS  # noqa: F401  (light, no torch)
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-BACKBONES = ("whisper", "wav2vec2", "lfcc", "logmel")
-
-DEFAULTS: dict[str, Any] = {
-    "backbone": "whisper",
-    "whisper_model": "tiny.en",        # tiny.en (packaged CT2) | CT2 folder | .pt checkpoint
-    "whisper_pad": False,              # true: pad to 30 s like Whisper
-    "wav2vec2_model": "facebook/wav2vec2-base",
-    "frame_stride": 2,                 # average this many backbone frames
-    "max_seconds": 10.0,
-    "n_filters": 20,                   # lfcc/logmel filterbank size
-    "conv_channels": 64,               # lfcc/logmel encoder width
-    "conv_blocks": 3,
-    "attention_hidden": 64,
-    "bottleneck": 128,
-    "embedding_dim": 64,
-    "dropout": 0.1,
-    "triplet_classes": "label",        # label | method
-    "lambda_0": 0.2,
-    "fixed_epochs": 4,
-    "ada_epochs": 4,
-    "final_epochs": 4,
-    "k_delta": 2.0,
-    "k_an": 2.0,
-    "lambda_n": 1.0,
-    "beta_0": 0.0,
-    "reduction": "nonzero",            # mean over the triplets with a positive loss
-    "classes_per_batch": 8,
-    "per_class": 8,
-    "lr": 1.0e-3,
-    "weight_decay": 1.0e-4,
-    "head_c": 10.0,                    # logistic regression inverse regularisation
-    "num_threads": 0,
-    "abx_triplets": 10000,
-}
 
 
 # ----------------------------------------------------------------------------- front ends
@@ -302,9 +270,7 @@ class AudioModel:
     """Backbone features -> :class:`AudioEmbedder` trained by :class:`MarginSchedule`."""
 
     def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"audio model: unknown params {unknown}; known: {sorted(DEFAULTS)}")
+        _cfg.check_unknown(params, DEFAULTS, "audio_model")
         self.params = {**DEFAULTS, **params}
         if self.params["backbone"] not in BACKBONES:
             raise ValueError(f"unknown audio backbone {self.params['backbone']!r}; one of {BACKBONES}")

@@ -26,12 +26,24 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from .. import config as _cfg
 from ..failures import Failures
 from ..store import Store, write_csv_atomic, write_json_atomic, write_text_atomic
-from .whisper_engine import load_engine
+from .whisper_engine import ENGINES, load_engine
 
 log = logging.getLogger("dfdetect")
 STAGE = "transcribe"
+
+# params schema of the ``transcribe`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "engine": _cfg.Choice(*ENGINES),
+    "model": _cfg.Str(),
+    "language": _cfg.Str(nullable=True),
+    "temperature": _cfg.Float(choices=(0,)),   # only 0: deterministic, no fallback
+    "beam_size": _cfg.Int(ge=1),
+    "device": _cfg.DEVICE,
+    "threads": _cfg.Int(ge=0),
+})
 ENGINE_KEYS = ("engine", "model", "language", "beam_size", "device", "threads", "temperature")
 
 
@@ -62,12 +74,14 @@ def read_transcripts(path: str | Path) -> pd.DataFrame:
 
 def transcribe_store(audio_dir: str | Path, out_jsonl: str | Path, metrics_path: str | Path,
                      failures_path: str | Path, params: Mapping, timings_path: str | Path | None = None,
-                     progress: bool = True) -> dict:
-    """Transcribe every item of the audio store; returns the metrics dict."""
+                     progress: bool = True, failures: Failures | None = None) -> dict:
+    """Transcribe every item of the audio store; returns the metrics dict. ``failures``
+    (optional) receives the failures table's rows (and ``items``)."""
     params = dict(params)
     store = Store(audio_dir)
     ids = sorted(store.videos())
-    failures = Failures(STAGE)
+    failures = Failures(STAGE) if failures is None else failures
+    failures.items = len(ids)
     t0 = time.perf_counter()
     engine = load_engine(**{k: params[k] for k in ENGINE_KEYS if k in params})
     load_s = time.perf_counter() - t0

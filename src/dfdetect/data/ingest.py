@@ -21,14 +21,36 @@ from typing import Sequence
 
 import pandas as pd
 
+from .. import config as _cfg
 from ..failures import Failures
 from ..parallel import imap
-from .layouts import LayoutError, get_layout
+from .layouts import LAYOUTS, LayoutError, get_layout
 from .layouts._base import grouped_fill, refuse_external
 from .manifest import normalise
 from .probe import probe_video
 
 log = logging.getLogger("dfdetect")
+
+# params schema of the ``ingest`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "layout": _cfg.Choice(*LAYOUTS),
+    "root": _cfg.Str(),
+    "csv": _cfg.Str(),
+    "split_fractions": _cfg.fractions(3),
+    "probe": _cfg.Bool(),
+    "qualities": _cfg.List(_cfg.Choice("raw", "c0", "c23", "c40"), nullable=True),
+    "methods": _cfg.List(_cfg.Str(), nullable=True),
+    "val_fraction": _cfg.Float(ge=0, lt=1),
+    "test_fraction": _cfg.Float(ge=0, lt=1),
+    "splits_dir": _cfg.Str(nullable=True),
+    "test_list": _cfg.Str(nullable=True),
+    "test_labels": _cfg.Str(nullable=True),
+    "follow_external_symlinks": _cfg.Bool(),
+    "use": _cfg.Choice("split", "all"),
+})
+# ``test_sets``: name -> a dataset to test on, with ingest keys (layout, root, ...) overriding
+# the ingest section's (stages/ingest.py --set NAME)
+TEST_SETS = _cfg.Map(PARAMS, what="test set")
 
 PROBE_FIELDS = ("fps", "frames", "duration", "width", "height", "has_audio")
 

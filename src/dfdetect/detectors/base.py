@@ -37,6 +37,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .. import config as _cfg
 from ..data.manifest import is_fake
 from ..failures import Failures
 from ..model_files import ModelLoadError, model_file, read_config
@@ -261,14 +262,23 @@ class Detector(abc.ABC):
     extra_sources: ClassVar[tuple[str, ...]] = ()  # inputs needed to fit only (e.g. frozen branches)
     paper: ClassVar[str] = ""
     defaults: ClassVar[Mapping[str, Any] | None] = None  # known params and their defaults
+    # ranges / choices of some params (dotted names reach into nested ones); the other params
+    # are typed from their default (see dfdetect.config.from_defaults)
+    checks: ClassVar[Mapping[str, Any]] = {}
+
+    @classmethod
+    def param_schema(cls) -> "_cfg.Node":
+        """The schema of ``models.<name>`` in params.yaml: ``defaults`` typed, plus ``checks``."""
+        if cls.defaults is None:
+            return _cfg.Anything()
+        return _cfg.from_defaults(cls.defaults, cls.checks)
 
     def __init__(self, **params: Any):
         """Params are ``defaults`` updated by ``params`` (nested sections merged one level);
-        a name not in ``defaults`` is an error, so a typo in params.yaml never goes unnoticed."""
+        they are validated against :meth:`param_schema` (a name not in ``defaults`` is an error
+        with a did-you-mean, so a typo in params.yaml never goes unnoticed)."""
         if self.defaults is not None:
-            unknown = sorted(set(params) - set(self.defaults))
-            if unknown:
-                raise ValueError(f"{self.name}: unknown params {unknown}; known: {sorted(self.defaults)}")
+            self.param_schema().validate(dict(params), f"models.{self.name}")
             merged = copy.deepcopy(dict(self.defaults))
             for key, value in params.items():
                 if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
@@ -333,3 +343,32 @@ def check_scores(df: pd.DataFrame, who: str) -> pd.DataFrame:
         raise ValueError(f"{who}: {int(bad.sum())} non-finite scores, e.g. "
                          f"{df.loc[bad, 'video_id'].iloc[0]!r}")
     return df
+
+
+# params schema of the ``models`` section: one entry per registered detector
+MODELS = _cfg.Map(lambda name: get(name).param_schema(), keys=lambda: sorted(registry()), what="detector")
+
+
+# what dfdetect.nn.weights._hub_mode accepts (the timm hub download switch)
+HUB_MODES = ("auto", "cache", "", "none", "true", "false", "1", "0", "yes", "no", "on", "off", "always",
+             "never", "online")
+
+
+def _training_checks():
+    C = _cfg
+    return {
+        "epochs": C.Int(ge=1), "batch_size": C.Int(ge=1), "eval_batch_size": C.Int(ge=1),
+        "lr": C.Float(gt=0), "weight_decay": C.Float(ge=0), "optimizer": C.Choice("adam", "adamw"),
+        "scheduler": C.Choice("cosine", "none"), "min_lr_ratio": C.Float(ge=0, le=1),
+        "pos_weight": C.AnyOf(C.Choice("auto", "none"), C.Float(gt=0), nullable=True),
+        "patience": C.Int(ge=0), "monitor": C.Choice("val_auc", "val_loss"), "grad_clip": C.Float(ge=0),
+        "hflip": C.Float(ge=0, le=1), "drop_rate": C.Float(ge=0, lt=1),
+        "hub": C.AnyOf(C.Choice(*HUB_MODES), C.Bool(), C.Int(choices=(0, 1)), nullable=True),
+        "max_train_frames": C.Int(ge=0),
+        "max_val_frames": C.Int(ge=0), "num_workers": C.Int(ge=0), "num_threads": C.Int(ge=0),
+        "device": C.DEVICE, "image_size": C.Int(ge=0), "deterministic": C.Bool(), "pretrained": C.Str(),
+    }
+
+
+# ranges / choices shared by the torch image detectors (``checks`` of rgb_cnn and hyperfake)
+TRAINING_CHECKS = _training_checks()

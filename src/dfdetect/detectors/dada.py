@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from .. import config as _cfg
 from .base import Detector, DetectorData, check_scores, register
 
 log = logging.getLogger(__name__)
@@ -280,6 +281,11 @@ class DadaMid(_Dada):
     """Mid fusion: frozen audio + text embeddings concatenated -> MLP -> BCE (dada.txt §3.3.1)."""
 
     defaults: ClassVar[dict] = MID_DEFAULTS
+    checks: ClassVar[dict] = {
+        "asv_scores": _cfg.Str(), "device": _cfg.DEVICE, "hidden": _cfg.Int(ge=1),
+        "dropout": _cfg.Float(ge=0, lt=1), "epochs": _cfg.Int(ge=1), "lr": _cfg.Float(gt=0),
+        "weight_decay": _cfg.Float(ge=0), "batch_size": _cfg.Int(ge=1),
+        "pos_weight": _cfg.AnyOf(_cfg.Choice("auto", "none"), _cfg.Float(gt=0), nullable=True)}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -399,6 +405,9 @@ class DadaLate(_Dada):
     """Late fusion: weighted mean of the audio P(fake) and the text P(fake) of dada.txt §7."""
 
     defaults: ClassVar[dict] = LATE_DEFAULTS
+    checks: ClassVar[dict] = {"asv_scores": _cfg.Str(), "device": _cfg.DEVICE, "alpha": _cfg.Float(ge=0, le=1),
+                              "text_mode": _cfg.Choice("claimed", "marginal"),
+                              "prior_strength": _cfg.Float(ge=0)}
 
     def __init__(self, **params: Any):
         super().__init__(**params)

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from .. import config as _cfg
 from .base import Detector, DetectorData, register
 
 log = logging.getLogger(__name__)
@@ -257,6 +258,18 @@ class DefakeHop(Detector):
         "nthread": 1,
         "seed": None,
     }
+    checks: ClassVar[dict] = {
+        "regions": _cfg.List(_cfg.Choice(*REGIONS), min_len=1, unique=True),
+        "hops": _cfg.List(_cfg.Int(ge=1), min_len=1, unique=True),
+        "pca_energy": _cfg.Float(gt=0, le=1), "pca_channel_norm": _cfg.Choice("none", "mean", "standard"),
+        "n_folds": _cfg.Int(ge=2), "neighbours": _cfg.Int(ge=0), "nthread": _cfg.Int(ge=0),
+        "seed": _cfg.Int(ge=0, nullable=True),
+        "channel_xgb.max_depth": _cfg.Int(ge=1), "channel_xgb.n_estimators": _cfg.Int(ge=1),
+        "channel_xgb.learning_rate": _cfg.Float(gt=0),
+        "final_xgb.max_depth": _cfg.Int(ge=1), "final_xgb.n_estimators": _cfg.Int(ge=1),
+        "final_xgb.learning_rate": _cfg.Float(gt=0), "final_xgb.min_child_weight": _cfg.Float(ge=0),
+        "final_xgb.gamma": _cfg.Float(ge=0), "final_xgb.subsample": _cfg.Float(gt=0, le=1),
+        "final_xgb.colsample_bytree": _cfg.Float(gt=0, le=1)}
 
     def __init__(self, **params: Any):
         super().__init__(**params)

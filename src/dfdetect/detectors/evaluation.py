@@ -15,7 +15,20 @@ import pandas as pd
 
 from ..metrics import (UndefinedMetricWarning, aggregate_videos, evaluate, json_safe, labels_of,
                        roc_points)
+from .. import config as _cfg
+from ..metrics import AGGREGATES
 from .base import check_scores
+
+# params schema of the ``evaluate`` section (stages/evaluate.py)
+PARAMS = _cfg.Section({
+    "aggregate": _cfg.Choice(*AGGREGATES),
+    "far_points": _cfg.List(_cfg.Float(gt=0, le=1), min_len=1),
+    "recall_for_logwp": _cfg.Float(gt=0, le=1),
+    "logwp_alpha": _cfg.Float(gt=0),
+    "tauc_steps": _cfg.Int(ge=1),
+    "threshold": _cfg.Float(),            # scores are P(fake) or any monotone score
+    "roc_max_points": _cfg.Int(ge=2),
+})
 
 
 class NothingScoredError(ValueError):

@@ -28,7 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .base import Detector, DetectorData, check_scores, register
+from .. import config as _cfg
+from .base import TRAINING_CHECKS, Detector, DetectorData, check_scores, register
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,8 @@ class HyperFake(Detector):
     level: ClassVar[str] = "frame"
     paper: ClassVar[str] = "hyperfake.txt"
     defaults: ClassVar[dict] = DEFAULTS
+    checks: ClassVar[dict] = {**TRAINING_CHECKS, "attn_dim": _cfg.Int(ge=1), "pool": _cfg.Int(ge=1),
+                              "out_channels": _cfg.Int(ge=1)}
 
     def __init__(self, **params: Any):
         super().__init__(**params)

@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .base import Detector, DetectorData, check_scores, register
+from .. import config as _cfg
+from .base import TRAINING_CHECKS, Detector, DetectorData, check_scores, register
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class RGBCNN(Detector):
     level: ClassVar[str] = "frame"
     paper: ClassVar[str] = "hyperfake.txt (Table I baselines)"
     defaults: ClassVar[dict] = DEFAULTS
+    checks: ClassVar[dict] = {**TRAINING_CHECKS, "field": _cfg.Choice("face", "face128")}
 
     def __init__(self, **params: Any):
         super().__init__(**params)

@@ -12,27 +12,45 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .. import config as _cfg
 from ..failures import Failures
 from ..parallel import imap
-from ..store import ShardReader, ShardWriter
-from .pipeline import FIELDS, AlignConfig, align_video_task
+from ..store import COMPRESSION, ShardReader, ShardWriter
+from .pipeline import DETECTORS, FIELDS, AlignConfig, align_video_task
 
 log = logging.getLogger("dfdetect")
 STAGE = "align_faces"
 
+# params schema of the ``align_faces`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "detector": _cfg.Choice(*DETECTORS),
+    "fallback": _cfg.Choice("", *DETECTORS, nullable=True),   # "" / null: no fallback
+    "detect_max_side": _cfg.Int(ge=16),
+    "coarse_side": _cfg.Int(ge=0),           # 0: off
+    "upsample": _cfg.Int(ge=0, le=4),
+    "face_size": _cfg.Int(ge=16),
+    "margin": _cfg.Float(ge=0),
+    "defakehop_size": _cfg.Int(ge=16),
+    "patch_size": _cfg.Int(ge=4),
+    "compression": COMPRESSION,
+})
+
 
 def run_align_faces(frames_path: str | Path, out_path: str | Path, failures_path: str | Path,
                     params: dict, executor: str = "process", workers: int | None = None,
-                    progress: bool = True, compression=None, address: str | None = None) -> dict:
+                    progress: bool = True, compression=None, address: str | None = None,
+                    failures: Failures | None = None) -> dict:
     """Align every video of ``frames_path``; returns counts (videos, frames, faces, misses).
+    ``failures`` (optional) receives the failures table's rows (and ``items``).
 
     ``compression`` (or ``params["compression"]``) is the codec of the image fields (see
     :func:`dfdetect.store.compression_kwargs`); gzip level 4 when neither gives one."""
     cfg = AlignConfig.from_params(params)
     frames_path = Path(frames_path)
-    failures = Failures(STAGE)
+    failures = Failures(STAGE) if failures is None else failures
     with ShardReader(frames_path) as reader:
         videos = reader.videos()
+    failures.items = len(videos)
     tasks = [(str(frames_path), vid, cfg.to_dict()) for vid in videos]
     counts = {"videos": len(videos), "frames": 0, "faces": 0, "misses": 0, "videos_without_face": 0,
               "by_detector": {}}

@@ -16,9 +16,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .. import config as _cfg
 from ..failures import Failures
-from ..parallel import imap
-from ..store import ShardReader, ShardWriter, Store, shard_files
+from ..parallel import EXECUTOR, imap
+from ..store import COMPRESSION, ShardReader, ShardWriter, Store, shard_files
 from .pixelhop import PixelHop
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,25 @@ log = logging.getLogger(__name__)
 PATCH_REGIONS = ("left_eye", "right_eye", "mouth")
 PIXELHOP_KEYS = ("num_hops", "kernel_size", "split_thr", "keep_thr", "max_channels", "pool",
                  "bias", "fit_max_images", "batch_images", "dtype")
+
+_PER_HOP = _cfg.AnyOf(_cfg.Int(ge=1), _cfg.List(_cfg.Int(ge=1), min_len=1))
+# params schema of the ``saab`` section (saab_features; checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "regions": _cfg.List(_cfg.Choice(*PATCH_REGIONS), min_len=1, unique=True),
+    "num_hops": _cfg.Int(ge=1, le=5),
+    "kernel_size": _PER_HOP,
+    "max_channels": _PER_HOP,
+    "split_thr": _cfg.Float(ge=0),
+    "keep_thr": _cfg.Float(ge=0),
+    "pool": _cfg.Int(ge=1),
+    "bias": _cfg.Bool(),
+    "fit_max_images": _cfg.Int(ge=1),
+    "batch_images": _cfg.Int(ge=1),
+    "batch_frames": _cfg.Int(ge=1),
+    "dtype": _cfg.Choice("float32", "float64"),
+    "compression": COMPRESSION,
+    "executor": EXECUTOR,
+})
 
 
 def pixelhop_kwargs(cfg: Mapping, seed: int) -> dict:
@@ -150,6 +170,7 @@ def transform_shard(faces_shard: str | Path, out_path: str | Path, model_dir: st
                 start += len(p)
             pending, n_pending = [], 0
 
+        failures.items = len(reader.videos())
         for vid in sorted(reader.videos()):
             try:
                 frames = reader.frame_indices(vid)
@@ -186,9 +207,10 @@ def fit(faces_dir: str | Path, manifest: pd.DataFrame, model_dir: str | Path, cf
 
 
 def _transform_task(shard: Path, out_dir: Path, model_dir: Path, regions, params, batch_frames,
-                    compression) -> list[dict]:
-    return transform_shard(shard, out_dir / shard.name, model_dir, regions, stage_params=params,
-                           batch_frames=batch_frames, compression=compression).rows
+                    compression) -> tuple[list[dict], int]:
+    failures = transform_shard(shard, out_dir / shard.name, model_dir, regions, stage_params=params,
+                               batch_frames=batch_frames, compression=compression)
+    return failures.rows, int(failures.items or 0)
 
 
 def transform_store(faces_dir: str | Path, out_dir: str | Path, model_dir: str | Path, cfg: Mapping,
@@ -211,10 +233,12 @@ def transform_store(faces_dir: str | Path, out_dir: str | Path, model_dir: str |
     fn = partial(_transform_task, out_dir=out_dir, model_dir=Path(model_dir), regions=regions,
                  params=dict(cfg), batch_frames=int(cfg.get("batch_frames", 2048)),
                  compression=cfg.get("compression", "none"))
-    failures = Failures("saab_features")
-    for shard, rows, err in imap(fn, shards, executor=executor, workers=workers, desc="saab_features"):
+    failures = Failures("saab_features", items=0)
+    for shard, result, err in imap(fn, shards, executor=executor, workers=workers, desc="saab_features"):
         if err is not None:
             failures.add("*", f"shard failed: {type(err).__name__}: {err}", path=str(shard))
         else:
+            rows, n_items = result
             failures.rows.extend(rows)
+            failures.items += n_items
     return failures, len(shards)

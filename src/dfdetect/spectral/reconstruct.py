@@ -16,9 +16,22 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .. import config as _cfg
 from ..failures import Failures
-from ..store import ShardReader
+from ..store import COMPRESSION, ShardReader
 from .cache import HSIWriter
+
+# params schema of the ``hyperspectral`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "variant": _cfg.Choice("smsa", "flexi"),
+    "checkpoint": _cfg.Str(),
+    "field": _cfg.Choice("face128", "face"),
+    "size": _cfg.Int(ge=8),
+    "batch_size": _cfg.Int(ge=1),
+    "device": _cfg.DEVICE,
+    "threads": _cfg.Int(ge=0),
+    "codec": COMPRESSION,
+})
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +75,7 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
         p.requires_grad_(False)
     reader = ShardReader(faces_path)
     videos = reader.videos()
+    failures.items = len(videos)
     total = len(reader.index()) if videos else 0
     t0 = time.perf_counter()
     n_faces = 0

@@ -35,32 +35,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import config as _cfg
 from ..nn.losses import mine_triplets, pairwise_distance, pk_batches, triplet_loss
+from .params import DEFAULTS, PARAMS  # noqa: F401  (defaults and schema: light, no torch)
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict[str, Any] = {
-    "backbone": "packaged",       # packaged MiniLM | HF name | local dir
-    "layers": 3,                  # last hidden states pooled (§3.1)
-    "combine": "concat",          # mean | concat of the per-layer masked means
-    "max_length": 128,
-    "finetune": False,            # false: frozen encoder, cached features, head trained
-    "hidden": 256,
-    "embedding_dim": 128,
-    "dropout": 0.1,
-    "distance": "cosine",         # cosine | sqeuclidean
-    "margin": 0.2,
-    "mining": "semihard",
-    "epochs": 30,
-    "authors_per_batch": 8,
-    "per_author": 4,
-    "lr": 1.0e-3,
-    "encoder_lr": 2.0e-5,
-    "weight_decay": 1.0e-4,
-    "batch_size": 64,             # feature extraction batch
-    "num_threads": 0,
-    "abx_triplets": 10000,
-}
 
 
 _ENCODERS: dict[tuple, Any] = {}
@@ -108,9 +87,7 @@ class TextAuthorModel:
     """Encoder + head; :meth:`fit` on an ``author, text, split`` table."""
 
     def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"text model: unknown params {unknown}; known: {sorted(DEFAULTS)}")
+        _cfg.check_unknown(params, DEFAULTS, "text_model")
         self.params = {**DEFAULTS, **params}
         self._encoder = None
         self.head: Head | None = None

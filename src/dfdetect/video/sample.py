@@ -18,15 +18,28 @@ from typing import Mapping
 
 import numpy as np
 
+from .. import config as _cfg
 from ..failures import Failures, ItemError
 from ..parallel import default_workers, imap
-from ..store import ShardWriter, encode_items
-from .decode import read_frames
-from .indices import indices_from_params
+from ..store import COMPRESSION, ShardWriter, encode_items
+from .decode import DECODERS, read_frames
+from .indices import STRATEGIES, indices_from_params
 from .keyframes import probe
 
 log = logging.getLogger("dfdetect")
 STAGE = "sample_frames"
+
+# params schema of the ``sample_frames`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "strategy": _cfg.Choice(*STRATEGIES),
+    "num_frames": _cfg.Int(ge=1),
+    "every_k": _cfg.Int(ge=1),
+    "fps": _cfg.Float(gt=0),
+    "max_side": _cfg.Int(ge=0),
+    "decoder": _cfg.Choice(*DECODERS),
+    "threads": _cfg.Int(ge=0),
+    "compression": COMPRESSION,
+})
 
 
 def sample_video(path: str | Path, params: Mapping, threads: int = 0) -> dict:
@@ -128,7 +141,7 @@ def sample_shard(manifest, out_path: str | Path, failures_path: str | Path, para
     threads = decoder_threads(params, executor, workers)
     rows = [(str(v), _resolve(str(p), str(v), root)) for v, p in zip(df["video_id"], df["path"])]
     stored = {k: v for k, v in params.items() if k not in ("sharding",)}
-    failures = Failures(STAGE)
+    failures = Failures(STAGE, items=len(rows))
     fn = functools.partial(_work, params=params, threads=threads)
     compression = {"frame": params["compression"]} if "compression" in params else None
     with ShardWriter(out_path, stage=STAGE, params=stored, compression=compression) as writer:

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ... import config as _cfg
 from ...failures import Failures, ItemError
 from ...store import (remove_stale_temporaries, temp_dir, write_csv_atomic, write_json_atomic,
                       write_text_atomic)
@@ -54,6 +55,41 @@ DEFAULTS = {
     "split_fractions": [0.5, 0.25, 0.25], "max_sources": 8, "identity_from": "file",
     "preset": "medium", "identity_regex": "",
 }
+
+
+def _even(value, where: str) -> None:
+    if value % 2:
+        raise _cfg.ParamError(where, value, "must be even (yuv420p)")
+
+
+def _regex(value, where: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise _cfg.ParamError(where, value, f"must be a regular expression ({err})") from None
+
+
+# params schema of the ``make_demo`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "source": _cfg.Str(),
+    "identities": _cfg.Int(ge=1),
+    "clips": _cfg.Int(ge=1),
+    "fps": _cfg.Float(gt=0, le=240),
+    "seconds": _cfg.Float(gt=0),
+    "size": _cfg.Int(ge=64, check=_even),
+    "qualities": _cfg.List(_cfg.Str(pattern=r"raw|c0|c[1-4]?[0-9]|c5[01]"), min_len=1, unique=True),
+    "methods": _cfg.List(_cfg.Choice(*METHODS), min_len=1, unique=True),
+    "lfw": _cfg.List(_cfg.Int(ge=0), unique=True),
+    "split_fractions": _cfg.fractions(3),
+    "max_sources": _cfg.Int(ge=0),
+    "identity_from": _cfg.Choice("file", "folder"),
+    "identity_regex": _cfg.Str(check=_regex),
+    "preset": _cfg.Choice("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                          "slower", "veryslow", "placebo"),
+    "photos": _cfg.Bool(),
+})
+# ``make_demo_unseen``: overrides of make_demo (a second demo, e.g. a test set of other people)
+OVERRIDES = _cfg.Section({**PARAMS.fields, "seed": _cfg.SEED})
 
 
 @dataclass

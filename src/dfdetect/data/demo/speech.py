@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import signal
 
+from ... import config as _cfg
 from ...store import write_csv_atomic
 
 log = logging.getLogger("dfdetect")
@@ -56,6 +57,24 @@ DEFAULTS = {
     "fortune_files": ["fortunes", "wisdom"],
     "split_fractions": [0.6, 0.2, 0.2],
 }
+
+
+def _min_below_max(value, where: str) -> None:
+    lo, hi = value.get("min_seconds", DEFAULTS["min_seconds"]), value.get("max_seconds", DEFAULTS["max_seconds"])
+    if lo > hi:
+        raise _cfg.ParamError(f"{where}.min_seconds", lo, f"must be <= {where}.max_seconds ({hi})")
+
+
+# params schema of the ``make_demo_audio`` section (checked by the stage before any work)
+PARAMS = _cfg.Section({
+    "allison": _cfg.Int(ge=1),
+    "tts": _cfg.Int(ge=0),
+    "vc": _cfg.Int(ge=0),
+    "min_seconds": _cfg.Float(gt=0),
+    "max_seconds": _cfg.Float(gt=0),
+    "fortune_files": _cfg.List(_cfg.Str(), min_len=1),
+    "split_fractions": _cfg.fractions(3),
+}, check=_min_below_max)
 # espeak-ng voice and speed of the TTS spoofs that claim each speaker
 TTS_VOICES = {"allison": ("en-us+f3", 160), "austen_reader": ("en-gb+f4", 150),
               "cards_speaker": ("en-us+m3", 165)}
