@@ -38,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg, args = cli.parse(argv)
     # every layout option that is a param goes to ingest, which refuses one set for a layout
     # that does not take it; an empty flag (--csv "", read back as null) means ''
-    options = {k: ("" if cfg[k] is None and isinstance(d, str) else cfg[k])
-               for k, d in all_options().items() if k in cfg and (cfg[k] is not None or
-                                                                   isinstance(d, str))}
+    options = {}
+    for key, default in all_options().items():
+        if key in cfg:
+            options[key] = ("" if isinstance(default, str) else default) if cfg[key] is None \
+                else cfg[key]
     try:
         df, failures = ingest(cfg.get("layout", "generic"), cfg.get("root", "data/demo"),
                               probe=bool(cfg.get("probe", True)), seed=int(cfg.get("seed", 0)),
