@@ -119,6 +119,8 @@ def test_dfdc_unlisted_files_are_failures_and_labels_csv_labels_them(tmp_path):
     assert len(df) == 12
     with pytest.raises(ValueError, match=r"DFDC labels_csv not found"):
         ingest("dfdc", tmp_path, probe=False, labels_csv="nope.csv")
+    with pytest.raises(ValueError, match=r"DFDC test labels not found"):   # a name given must exist
+        ingest("dfdc", tmp_path, probe=False, test_labels="held/nope.csv")
 
 
 # ----------------------------------------------------------------------------- options
