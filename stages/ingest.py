@@ -3,7 +3,10 @@ identity, fps, frames, duration, size, audio).
 
 Layouts: ffpp (FaceForensics++ incl. DeepFakeDetection, official splits), celebdf (v1/v2,
 List_of_testing_videos.txt), uadfv (seeded 80/20), dfdc (dfdc_train_part_*/metadata.json),
-generic (labels CSV or real/ + fake/ folders), demo (the embedded demo, generic layout).
+generic (labels CSV, real/ + fake/ folders, or a flat folder of one --label), demo (the embedded
+demo, generic layout). --use all puts every video in the test split (a test-only set). Every
+layout option is a flag (--splits_dir, --test_list, --test_labels, --labels_csv, ...); one set
+for a layout that does not take it is an error (exit 2).
 Writes the manifest, one manifest per shard (sharding.num_shards) and the failures table
 (missing, unreadable, corrupt or zero-frame videos), all atomically. Example:
 
@@ -21,11 +24,10 @@ import common  # noqa: E402
 
 from dfdetect.config import StageCLI, load_params, num_shards, section  # noqa: E402
 from dfdetect.data.ingest import ingest, summary  # noqa: E402
+from dfdetect.data.layouts import all_options  # noqa: E402
 from dfdetect.data.manifest import write_manifest, write_shard_manifests  # noqa: E402
 from dfdetect.failures import failed_items  # noqa: E402
 
-LAYOUT_KEYS = ("csv", "qualities", "methods", "splits_dir", "val_fraction", "test_fraction",
-               "test_list", "test_labels")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,16 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     if test_set and not section(load_params(args.params), f"test_sets.{test_set}"):
         print(f"ingest: no test set {test_set!r} in params test_sets", file=sys.stderr)
         return 2
-    options = {k: cfg[k] for k in LAYOUT_KEYS if k in cfg and cfg[k] is not None}
-    if "csv" in cfg:   # csv '' (read back as null) = label by real/ + fake/; a name must exist
-        options["csv"] = str(cfg["csv"]) if cfg["csv"] else ""
+    # every layout option that is a param goes to ingest, which refuses one set for a layout
+    # that does not take it; an empty flag (--csv "", read back as null) means ''
+    options = {}
+    for key, default in all_options().items():
+        if key in cfg:
+            options[key] = ("" if isinstance(default, str) else default) if cfg[key] is None \
+                else cfg[key]
     try:
         df, failures = ingest(cfg.get("layout", "generic"), cfg.get("root", "data/demo"),
                               probe=bool(cfg.get("probe", True)), seed=int(cfg.get("seed", 0)),
                               split_fractions=cfg.get("split_fractions", (0.6, 0.2, 0.2)),
                               executor=cfg.get("backend", "process"), workers=cfg.get("workers"),
                               follow_external_symlinks=cfg.get("follow_external_symlinks", False),
-                              **options)
+                              use=cfg.get("use") or "split", **options)
     except ValueError as err:   # LayoutError (wrong root, unknown layout) or a bad param value
         print(f"ingest: {err}", file=sys.stderr)
         return 2

@@ -5,7 +5,9 @@ scikit-image's LFW subset), animated with seeded head motion; fakes are landmark
 swaps (Delaunay warp, Reinhard colour transfer, Poisson blending), expression reenactment
 (landmark warping driven by another person's speech) and optionally a decoder-style
 re-rendering. H.264 at each quality (c23 = CRF 23, c40 = CRF 40) with an espeak-ng speech track.
-With --source DIR the same kind of dataset is built from a folder of real videos/photos.
+With --source DIR the same kind of dataset is built from a folder of real videos/photos; the
+default source, data/demo_source/, holds only a README, and a folder with no photo or video
+means the packaged faces (the log line and metadata.json's params.source say which).
 Writes OUT/{real,fake}/..., OUT/labels.csv (with identity-grouped splits), OUT/metadata.json,
 OUT/README.md, atomically; bad sources go to the failures table. Example:
 
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
-from dfdetect.data.demo.build import build  # noqa: E402
+from dfdetect.data.demo.build import build, describe_source  # noqa: E402
 from dfdetect.failures import Failures  # noqa: E402
 
 
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--failures", default=str(common.FAILURES / "make_demo.csv"), help="failures table CSV")
     cfg, args = cli.parse(argv)
     failures = Failures("make_demo")
+    print(f"make_demo: real faces from {describe_source(cfg.get('source'))}", file=sys.stderr)
     meta = build(args.out, cfg, int(cfg.get("seed", 0)), failures,
                  executor=cfg.get("backend", "process"), workers=cfg.get("workers"))
     failures.write(args.failures)

@@ -66,7 +66,8 @@ def project(tmp_path_factory):
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     dst = tmp_path_factory.mktemp("proj")
-    for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore"):
+    for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore",
+                 "data/demo_source"):   # make_demo's default source (a dep: README only)
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

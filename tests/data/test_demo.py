@@ -290,3 +290,36 @@ def test_build_from_real_videos(media, tmp_path):
     assert kinds <= {"original", "espeak-ng"}
     for p in sorted((tmp_path / "out").rglob("*.mp4"))[:4]:
         assert "audio" in probe(p) and int(probe(p)["video"]["nb_frames"]) == 15
+
+
+def test_readme_only_source_folder_builds_the_packaged_faces(tmp_path):
+    """make_demo's default source is a tracked folder holding only a README: it must build the
+    same bytes as the packaged faces (source ''), and a folder with media must be used."""
+    cfg = dict(TINY, identities=3, methods=["faceswap"], qualities=["c40"], seconds=0.2)
+    readme_only = tmp_path / "demo_source"
+    readme_only.mkdir()
+    (readme_only / "README.md").write_text("put photos or videos here\n")
+    packaged = demo_build.build(tmp_path / "a", dict(cfg, source=""), seed=3, executor="serial",
+                                progress=False)
+    from_folder = demo_build.build(tmp_path / "b", dict(cfg, source=str(readme_only)), seed=3,
+                                   executor="serial", progress=False)
+    assert from_folder == packaged and packaged["params"]["source"] is None
+    assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")
+    assert "holds no photo or video" in demo_build.describe_source(readme_only)
+    assert demo_build.effective_source(readme_only) is None
+    (readme_only / "ann.jpg").write_bytes(b"")
+    assert demo_build.effective_source(readme_only) == str(readme_only)
+    assert demo_build.describe_source(readme_only) == f"1 photo/video file(s) of {readme_only}"
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        demo_build.effective_source(tmp_path / "nowhere")
+
+
+def test_default_source_is_the_tracked_readme_folder_and_a_dag_dep():
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    source = REPO / params["make_demo"]["source"]
+    assert [p.name for p in source.iterdir()] == ["README.md"]
+    assert demo_build.effective_source(source) is None
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["make_demo"]["deps"]
+    assert "${make_demo.source}" in deps

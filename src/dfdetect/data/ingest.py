@@ -8,7 +8,12 @@ manifest and recorded in the failures table with the reason; so is a file whose 
 (symlinks resolved) lies outside the root, whatever the layout and whether a CSV lists it or a
 folder holds it (``follow_external_symlinks=True`` keeps those). Nothing is fatal except a
 root that is not of the requested layout (:class:`~dfdetect.data.layouts.LayoutError`) and a
-bad option value (``ValueError``).
+bad option value (``ValueError``), including an option of another layout set for this one.
+
+``use`` (param ``ingest.use``): ``split`` keeps the dataset's official split (or the
+identity-grouped one where it has none); ``all`` makes the dataset a test-only set: every
+video is in ``test``, nothing is held out for training, the official split is ignored, and
+the manifest's ``use`` column says ``all`` on every row (the column exists only then).
 The same root and options give the same manifest, row for row.
 """
 
@@ -24,7 +29,7 @@ import pandas as pd
 from .. import config as _cfg
 from ..failures import Failures
 from ..parallel import imap
-from .layouts import LAYOUTS, LayoutError, get_layout
+from .layouts import LAYOUTS, LayoutError, check_options, get_layout
 from .layouts._base import grouped_fill, refuse_external
 from .manifest import normalise
 from .probe import probe_video
@@ -32,6 +37,7 @@ from .probe import probe_video
 log = logging.getLogger("dfdetect")
 
 # params schema of the ``ingest`` section (checked by the stage before any work)
+USES_ = ("split", "all")   # ingest.use: keep the dataset's split | every video in test
 PARAMS = _cfg.Section({
     "layout": _cfg.Choice(*LAYOUTS),
     "root": _cfg.Str(),
@@ -46,13 +52,18 @@ PARAMS = _cfg.Section({
     "test_list": _cfg.Str(nullable=True),
     "test_labels": _cfg.Str(nullable=True),
     "follow_external_symlinks": _cfg.Bool(),
-    "use": _cfg.Choice("split", "all"),
+    "use": _cfg.Choice(*USES_),
+    "label": _cfg.Choice("", "real", "fake", nullable=True),
+    "identity_from": _cfg.Choice("file", "folder"),
+    "identity_regex": _cfg.Str(nullable=True),
+    "labels_csv": _cfg.Str(nullable=True),
 })
 # ``test_sets``: name -> a dataset to test on, with ingest keys (layout, root, ...) overriding
 # the ingest section's (stages/ingest.py --set NAME)
 TEST_SETS = _cfg.Map(PARAMS, what="test set")
 
 PROBE_FIELDS = ("fps", "frames", "duration", "width", "height", "has_audio")
+USES = USES_
 
 
 def _probe_item(item: tuple[str, str]) -> dict:
@@ -64,17 +75,26 @@ def _probe_item(item: tuple[str, str]) -> dict:
 def ingest(layout: str, root: str | Path, *, probe: bool = True, seed: int = 0,
            split_fractions: Sequence[float] = (0.6, 0.2, 0.2), executor: str = "process",
            workers: int | None = None, progress: bool = True,
-           follow_external_symlinks: bool = False, **options) -> tuple[pd.DataFrame, Failures]:
+           follow_external_symlinks: bool = False, use: str = "split",
+           **options) -> tuple[pd.DataFrame, Failures]:
     """Build the manifest of the dataset at ``root``; returns ``(manifest, failures)``.
 
-    ``options`` go to the layout (``csv``, ``qualities``, ``methods``, ``splits_dir``,
-    ``val_fraction``, ``test_fraction``, ``test_list``, ``test_labels``); unknown ones are ignored.
+    ``options`` go to the layout (:func:`~dfdetect.data.layouts.layout_options`: ffpp
+    ``qualities``, ``methods``, ``splits_dir``; celebdf ``val_fraction``, ``test_list``; uadfv
+    ``test_fraction``, ``val_fraction``; dfdc ``val_fraction``, ``test_labels``,
+    ``labels_csv``; generic ``csv``, ``label``, ``identity_from``, ``identity_regex``). One of
+    another layout that is set (not empty, not its default) is a ``ValueError``; one no layout
+    knows too. ``use`` is ``split`` or ``all`` (module docstring).
     ``follow_external_symlinks`` (param ``ingest.follow_external_symlinks``, default false)
     accepts files and folders that symlinks inside the root point to outside it.
     ``path`` is ``root`` joined with ``video_id`` as given (keep ``root`` relative for a
     manifest that does not depend on where the project lives).
     """
     scan = get_layout(layout)
+    if use not in USES:
+        raise ValueError(f"use must be one of {list(USES)} (split: the dataset's own split; all: "
+                         f"every video in test), got {use!r}")
+    options = check_options(layout, options)
     root_text = str(root)
     root = Path(root)
     if not root.is_dir():
@@ -95,7 +115,13 @@ def ingest(layout: str, root: str | Path, *, probe: bool = True, seed: int = 0,
     df["dataset"] = layout
     df["path"] = [posixpath.join(Path(root_text).as_posix(), v) for v in df["video_id"]]
     df = normalise(df)
-    df = grouped_fill(df, tuple(float(f) for f in split_fractions), seed)
+    if use == "all":   # a test-only set: the dataset's own (or derived) split is not used
+        log.info("%s: use all: every one of %d videos in the test split (official split ignored)",
+                 root, len(df))
+        df["split"] = "test"
+        df["use"] = "all"
+    else:
+        df = grouped_fill(df, tuple(float(f) for f in split_fractions), seed)
 
     if probe and len(df):
         keep = []

@@ -32,6 +32,10 @@ COLUMNS = {
     "height": int,
     "has_audio": bool,
 }
+#: columns a manifest may carry beyond COLUMNS (kept, after them, by :func:`normalise`)
+OPTIONAL_COLUMNS = {
+    "use": str,          # "all" on every row of a test-only set (ingest.use: all); absent otherwise
+}
 LABELS = ("real", "fake")
 SPLITS = ("train", "val", "test")
 

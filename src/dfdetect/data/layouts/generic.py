@@ -10,6 +10,11 @@
    videos). A video in a sub-folder ``real/<name>/...`` or ``fake/<name>/...`` gets
    ``identity`` ``<name>`` (so one person's clips stay in one split); a video directly under
    ``real/`` or ``fake/`` is its own group.
+3. ``label: real`` (or ``fake``): a flat single-label folder, every video under the root
+   (recursively) with that label; the CSV is not read (``csv`` must be ``''`` or its default).
+   ``identity`` is the file (its ``video_id``: one person per file), or with
+   ``identity_from: folder`` the name of the file's folder, or group 1 of ``identity_regex``
+   on the relative path (:mod:`dfdetect.data.identity`, the options of make_demo's sources).
 
 A named CSV that does not exist is an error (:class:`LayoutError` naming the path), never a
 silent fallback to the folders, which would drop the CSV's identities and splits. Symlinks are
@@ -27,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...failures import Failures
+from ..identity import check_identity_options, path_identity
 from ._base import LayoutError, add_missing, list_videos, rel, relative_id, rows_frame
 
 log = logging.getLogger("dfdetect")
@@ -34,6 +40,7 @@ log = logging.getLogger("dfdetect")
 LABELS = {"real": "real", "fake": "fake", "0": "real", "1": "fake", "false": "real", "true": "fake"}
 SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test", "": ""}
 OPTIONAL = ("split", "identity", "method", "quality", "source_id")
+DEFAULT_CSV = "labels.csv"
 EXPECTED = ("a CSV (path,label[,split,identity,method,quality,source_id]) relative to the root "
             "(param csv), or with csv '' real/ and fake/ folders holding videos")
 
@@ -99,9 +106,48 @@ def _scan_folders(root: Path, real: Path, fake: Path, failures: Failures,
     return rows_frame(rows)
 
 
-def scan(root: Path, failures: Failures, *, seed: int = 0, csv: str = "labels.csv",
+def _scan_flat(root: Path, label: str, failures: Failures, identity_from: str,
+               identity_regex: str, follow_external_symlinks: bool) -> pd.DataFrame:
+    videos = list_videos(root, recursive=True, root=root, failures=failures,
+                         follow_external_symlinks=follow_external_symlinks)
+    if not videos:
+        raise LayoutError(f"{root}: no videos under the root (generic layout, label {label!r}: a "
+                          f"folder of {label} videos, searched recursively)")
+    rows = []
+    for path in videos:
+        vid = rel(path, root)
+        base, grouped = path_identity(vid, identity_from, identity_regex, root_name=root.name)
+        rows.append({"video_id": vid, "label": label,
+                     "method": "original" if label == "real" else "", "quality": "",
+                     "split": "", "identity": base if grouped else vid, "source_id": ""})
+    return rows_frame(rows)
+
+
+def scan(root: Path, failures: Failures, *, seed: int = 0, csv: str = DEFAULT_CSV,
+         label: str = "", identity_from: str = "file", identity_regex: str = "",
          follow_external_symlinks: bool = False, **_ignored) -> pd.DataFrame:
     root = Path(root)
+    csv = csv or ""
+    identity_from = identity_from or "file"
+    identity_regex = identity_regex or ""
+    check_identity_options(identity_from, identity_regex)
+    if label:
+        canon = str(label).strip().lower()
+        if canon not in ("real", "fake"):
+            raise ValueError(f"label must be real, fake or '' (labels from real/ + fake/ or the "
+                             f"CSV), got {label!r}")
+        if csv not in ("", DEFAULT_CSV):
+            raise ValueError(f"label {canon!r} (a flat folder of one label) and csv {csv!r} "
+                             f"both given; set csv '' or label ''")
+        if csv and (root / csv).is_file():
+            log.warning("%s: label %s given: every video under the root is %s and %s is not "
+                        "read", root, canon, canon, root / csv)
+        return _scan_flat(root, canon, failures, identity_from, identity_regex,
+                          follow_external_symlinks)
+    if identity_from != "file" or identity_regex:
+        raise ValueError(f"identity_from {identity_from!r} / identity_regex {identity_regex!r} "
+                         f"apply to a flat folder of one label only (param label real|fake); "
+                         f"the CSV and real/ + fake/ folders give identities themselves")
     if csv:
         csv_path = root / csv
         if not csv_path.is_file():
