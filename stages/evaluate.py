@@ -3,8 +3,11 @@
 Loads models/<detector>/ through the registry and scores the manifest's test split (and val
 when present). Writes data/scores/<detector>.csv (video_id, frame_index, score, split;
 frame_index -1 for video-level scores); metrics/<detector>.json (frame- and video-level
-metrics per split: AUC, EER, pAUC, tAUC and TAR at each FAR, log(wP), accuracy, precision,
-recall, F1, coverage; the detector's init and parameter counts; undefined values as null);
+metrics per split: AUC and EER with 95 % identity-bootstrap intervals (evaluate.bootstrap draws,
+seeded by params.yaml seed), pAUC, tAUC and TAR at each FAR, log(wP), accuracy, precision,
+recall, F1, TPR/TNR at the threshold chosen on val (evaluate.threshold_from), per-method and
+per-quality breakdowns, coverage; the detector's init and parameter counts; undefined values as
+null; layout in metrics/README.md);
 and metrics/roc/<detector>.csv (video-level test ROC points far, tar, threshold for dvc
 plots). Metric definitions: src/dfdetect/metrics.py.
 """
@@ -54,9 +57,10 @@ def main(argv=None) -> None:
     det = cls.load(Path(args.models_dir) / name)
     data = DetectorData(read_manifest(manifest_path), sources=sources, seed=int(cfg.get("seed", 0)))
     keys = ("aggregate", "far_points", "recall_for_logwp", "logwp_alpha", "tauc_steps", "threshold",
-            "roc_max_points")
+            "roc_max_points", "threshold_from", "logwp_recalls", "bootstrap", "ci_level")
     scores, result, roc = evaluate_detector(
-        det, data, splits=[s for s in args.splits.split(",") if s], **{k: cfg[k] for k in keys if k in cfg})
+        det, data, splits=[s for s in args.splits.split(",") if s], seed=int(cfg.get("seed", 0)),
+        **{k: cfg[k] for k in keys if k in cfg})
     write_csv_atomic(Path(args.scores_dir) / f"{name}.csv", scores)
     write_json_atomic(Path(args.metrics_dir) / f"{name}.json", result)
     write_csv_atomic(Path(args.metrics_dir) / "roc" / f"{name}.csv", roc)
