@@ -431,6 +431,17 @@ def test_breakdowns_by_method_and_quality():
     flagged = ab["score"] >= 0.5
     assert m["tnr"] == pytest.approx(np.mean(~flagged[ab["label"] == "real"]))
     assert m["tpr"] == pytest.approx(np.mean(flagged[ab["label"] == "fake"]))
+    # a method made only at c40 is measured against the c40 reals only
+    extra = pd.DataFrame([(f"test/p{p}/fakeC.mp4", "fake", "C", "c40", "test", f"p{p}") for p in range(6)],
+                         columns=["video_id", "label", "method", "quality", "split", "identity"])
+    man_c = normalise(pd.concat([man, extra], ignore_index=True))
+    sc_c = pd.concat([sc, pd.DataFrame({"video_id": extra["video_id"], "frame_index": 0,
+                                        "score": rng.normal(size=6) + 1.0})], ignore_index=True)
+    c = M.evaluate(sc_c, man_c, breakdowns=True)["breakdowns"]["by_method"]["C"]
+    assert (c["n_pos"], c["n_neg"]) == (6, 12)
+    vs = M.aggregate_videos(sc_c).merge(man_c, on="video_id")
+    vc = vs[(vs["method"] == "C") | ((vs["label"] == "real") & (vs["quality"] == "c40"))]
+    assert c["auc"] == pytest.approx(roc_auc_score(vc["label"] == "fake", vc["score"]))
     # a manifest without methods or qualities has no breakdowns
     plain = man.assign(method="", quality="")
     assert "breakdowns" not in M.evaluate(sc, plain, breakdowns=True)
