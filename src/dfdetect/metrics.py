@@ -613,38 +613,41 @@ class _Eer(_WeightedMetric):
         c_sorted, fake = codes[order], y[order].astype(bool)
 
         def f(counts):
+            counts = np.asarray(counts)
+            exact = np.issubdtype(counts.dtype, np.integer)   # bootstrap counts: integer sums
             with np.errstate(invalid="ignore", divide="ignore"):
-                counts = np.asarray(counts)
-                exact = np.issubdtype(counts.dtype, np.integer)   # bootstrap counts: exact sums
-                return _eer_rows(counts.astype(np.int64 if exact else float))
+                return _eer_rows(counts.astype(np.int32 if exact else float, copy=False))
 
         def _eer_rows(counts):
             d = counts.shape[0]
             w = counts[:, c_sorted]
-            all_ = np.cumsum(w, axis=1)
+            all_ = np.cumsum(w, axis=1, dtype=w.dtype)   # rows flagged at each threshold
             w *= fake
-            tp = np.cumsum(w, axis=1)
+            tp = np.cumsum(w, axis=1, dtype=w.dtype)     # fakes flagged
             del w
             if ends.size < ss.size:
                 tp, all_ = tp[:, ends], all_[:, ends]
-            pos, total = tp[:, -1:].astype(float), all_[:, -1:].astype(float)
-            neg = total - pos
+            pos = tp[:, -1:].astype(float)
+            neg = all_[:, -1:].astype(float) - pos
             bad = (pos[:, 0] <= 0) | (neg[:, 0] <= 0)
-            a, b = 1.0 / neg, 1.0 / neg - 1.0 / pos
-            # FRR - FAR = 1 - tp/pos - (all - tp)/neg: non-increasing from 1 (before the first
-            # threshold) to -1; i = the last operating point (0 = before any) with FRR >= FAR
-            diff = tp * b
-            diff -= all_ * a
-            diff += 1.0
-            i = np.sum(diff >= 0, axis=1)                 # index into the ROC with (0, 0) first
-            i = np.clip(i, 0, diff.shape[1] - 1)
+            # FRR >= FAR  <=>  1 - tp/P >= (all - tp)/N  <=>  (P - N) tp - P all >= -P N: with
+            # integer weights every term is an exact integer in float64 (no rounding at equality)
+            crit = tp * (pos - neg)
+            crit -= all_ * pos
+            # i: the last ROC point (0 = the origin, k = column k - 1) with FRR >= FAR
+            i = np.sum(crit >= -(pos * neg), axis=1)
+            i = np.clip(i, 0, tp.shape[1] - 1)
             rows = np.arange(d)
-            j = i - 1                                     # column of point i in tp/all_ (-1: origin)
-            jj = np.maximum(j, 0)
-            d0 = np.where(j >= 0, diff[rows, jj], 1.0)
-            f0 = np.where(j >= 0, (all_[rows, jj] - tp[rows, jj]) * a[:, 0], 0.0)
-            d1 = diff[rows, i]
-            f1 = (all_[rows, i] - tp[rows, i]) * a[:, 0]
+            jj = np.maximum(i - 1, 0)
+            at0 = i == 0
+            tp0 = np.where(at0, 0.0, tp[rows, jj])
+            fp0 = np.where(at0, 0.0, all_[rows, jj] - tp[rows, jj])
+            tp1 = tp[rows, i].astype(float)
+            fp1 = all_[rows, i] - tp1
+            p, n = pos[:, 0], neg[:, 0]
+            f0, f1 = fp0 / n, fp1 / n
+            d0 = 1.0 - tp0 / p - f0                       # FRR - FAR at both ends
+            d1 = 1.0 - tp1 / p - f1
             t = np.where(d0 == 0, 0.0, d0 / (d0 - d1))
             out = f0 + t * (f1 - f0)
             out[bad] = np.nan
