@@ -2,9 +2,10 @@
 
 Reads every <metrics-dir>/*.json that has a "test" entry (written by stages/evaluate.py; other
 JSON files such as metrics/transcribe.json are ignored). Writes <out>.csv and <out>.md (one
-row per detector and level, video then frame: AUC, EER, accuracy, precision, recall, F1,
-pAUC/tAUC/TAR at each FAR, log(wP), counts, init and parameter count; sorted by video-level
-AUC), <plots-dir>/roc.png (video-level test ROC of every detector, linear and log-FAR axes)
+row per detector and level, video then frame: AUC and EER with their bootstrap intervals,
+accuracy, precision, recall, F1, TPR/TNR at the val threshold, pAUC/tAUC/TAR at each FAR,
+log(wP), counts of items, videos and identities, init and parameter count, then one column
+group per extra test set and pooled; sorted by video-level AUC), <plots-dir>/roc.png (video-level test ROC of every detector, linear and log-FAR axes)
 and <failures-out> (every data/failures/**/*.csv in one table; rows per stage are printed).
 """
 
