@@ -551,8 +551,9 @@ def json_safe(obj: Any) -> Any:
 # row was drawn), the same rows for every draw; each returns one value per draw, NaN where the
 # metric is undefined for that draw (a class absent). With unit weights they equal the
 # unweighted metrics above (``weighted_auc`` = roc_auc_score, ``weighted_eer`` = ``eer``).
-# ``prepare(y, s, codes)`` does the sorting once and returns ``f(counts)`` taking the (draws,
-# groups) counts of a bootstrap block directly: row i weighs ``counts[:, codes[i]]``.
+# ``prepare(y, s, codes)`` does the sorting once and returns ``f(counts_t)`` taking the
+# (groups, draws) counts of a bootstrap block directly: row i weighs ``counts_t[codes[i]]``
+# (rows of that layout are contiguous, so gathering a row's weights for every draw is a copy).
 _BOOT_BLOCK = 100           # draws per RNG call: the draws never depend on the data's size
 _BOOT_CELLS = 1_000_000     # weights held at once (draws x rows), bounds the memory
 
@@ -562,12 +563,13 @@ class _WeightedMetric:
 
     def __call__(self, y, s, w) -> np.ndarray:
         y, s = _check(y, s, f"weighted_{self.name}")
-        w = np.atleast_2d(np.asarray(w, dtype=float))
+        w = np.atleast_2d(np.asarray(w))
         if w.shape[1] != y.size:
             raise ValueError(f"weighted_{self.name}: {y.size} items but weights of shape {w.shape}")
-        return self.prepare(y, s, np.arange(y.size))(w)
+        return self.prepare(y, s, np.arange(y.size))(np.ascontiguousarray(w.T))
 
     def prepare(self, y: np.ndarray, s: np.ndarray, codes: np.ndarray):
+        """``f(counts_t)``: one value per draw from the (groups, draws) weight of each group."""
         raise NotImplementedError
 
 
@@ -585,14 +587,13 @@ class _Auc(_WeightedMetric):
         hi = np.searchsorted(s_real, s[fake], side="right")   # reals below or tied
         c_fake = codes[fake]
 
-        def f(counts):
-            counts = np.asarray(counts, dtype=float)
-            wn = counts[:, c_real]
-            cum = np.zeros((counts.shape[0], wn.shape[1] + 1))
-            np.cumsum(wn, axis=1, out=cum[:, 1:])
-            wp = counts[:, c_fake]
-            num = np.einsum("ij,ij->i", wp, cum[:, lo] + cum[:, hi]) / 2.0
-            pos, neg = wp.sum(axis=1), cum[:, -1]
+        def f(counts_t):
+            ct = np.asarray(counts_t, dtype=float)
+            cum = np.zeros((c_real.size + 1, ct.shape[1]))
+            np.cumsum(ct[c_real], axis=0, out=cum[1:])    # real weight up to each real score
+            wp = ct[c_fake]
+            num = np.einsum("ij,ij->j", wp, cum[lo] + cum[hi]) / 2.0
+            pos, neg = wp.sum(axis=0), cum[-1]
             with np.errstate(invalid="ignore", divide="ignore"):
                 out = num / (pos * neg)
             out[(pos <= 0) | (neg <= 0)] = np.nan
@@ -610,44 +611,43 @@ class _Eer(_WeightedMetric):
         order = np.argsort(-s, kind="mergesort")
         ss = s[order]
         ends = np.r_[np.nonzero(np.diff(ss))[0], ss.size - 1]   # last row of each tie group
-        c_sorted, fake = codes[order], y[order].astype(bool)
+        c_sorted, fake = codes[order], y[order].astype(bool)[:, None]
 
-        def f(counts):
-            counts = np.asarray(counts)
-            exact = np.issubdtype(counts.dtype, np.integer)   # bootstrap counts: integer sums
+        def f(counts_t):
+            ct = np.asarray(counts_t)
+            exact = np.issubdtype(ct.dtype, np.integer)   # bootstrap counts: integer sums
             with np.errstate(invalid="ignore", divide="ignore"):
-                return _eer_rows(counts.astype(np.int32 if exact else float, copy=False))
+                return _eer_cols(ct.astype(np.int32 if exact else float, copy=False))
 
-        def _eer_rows(counts):
-            d = counts.shape[0]
-            w = counts[:, c_sorted]
-            all_ = np.cumsum(w, axis=1, dtype=w.dtype)   # rows flagged at each threshold
+        def _eer_cols(ct):
+            w = ct[c_sorted]                             # (rows by descending score, draws)
+            all_ = np.cumsum(w, axis=0, dtype=w.dtype)   # rows flagged at each threshold
             w *= fake
-            tp = np.cumsum(w, axis=1, dtype=w.dtype)     # fakes flagged
+            tp = np.cumsum(w, axis=0, dtype=w.dtype)     # fakes flagged
             del w
             if ends.size < ss.size:
-                tp, all_ = tp[:, ends], all_[:, ends]
-            pos = tp[:, -1:].astype(float)
-            neg = all_[:, -1:].astype(float) - pos
-            bad = (pos[:, 0] <= 0) | (neg[:, 0] <= 0)
+                tp, all_ = tp[ends], all_[ends]
+            pos = tp[-1].astype(float)
+            neg = all_[-1].astype(float) - pos
+            bad = (pos <= 0) | (neg <= 0)
             # FRR >= FAR  <=>  1 - tp/P >= (all - tp)/N  <=>  (P - N) tp - P all >= -P N: with
             # integer weights every term is an exact integer in float64 (no rounding at equality)
             crit = tp * (pos - neg)
             crit -= all_ * pos
-            # i: the last ROC point (0 = the origin, k = column k - 1) with FRR >= FAR
-            i = np.sum(crit >= -(pos * neg), axis=1)
-            i = np.clip(i, 0, tp.shape[1] - 1)
-            rows = np.arange(d)
+            # i: the last ROC point (0 = the origin, k = row k - 1) with FRR >= FAR
+            i = np.sum(crit >= -(pos * neg), axis=0)
+            del crit
+            i = np.clip(i, 0, tp.shape[0] - 1)
+            cols = np.arange(tp.shape[1])
             jj = np.maximum(i - 1, 0)
             at0 = i == 0
-            tp0 = np.where(at0, 0.0, tp[rows, jj])
-            fp0 = np.where(at0, 0.0, all_[rows, jj] - tp[rows, jj])
-            tp1 = tp[rows, i].astype(float)
-            fp1 = all_[rows, i] - tp1
-            p, n = pos[:, 0], neg[:, 0]
-            f0, f1 = fp0 / n, fp1 / n
-            d0 = 1.0 - tp0 / p - f0                       # FRR - FAR at both ends
-            d1 = 1.0 - tp1 / p - f1
+            tp0 = np.where(at0, 0.0, tp[jj, cols])
+            fp0 = np.where(at0, 0.0, all_[jj, cols] - tp[jj, cols])
+            tp1 = tp[i, cols].astype(float)
+            fp1 = all_[i, cols] - tp1
+            f0, f1 = fp0 / neg, fp1 / neg
+            d0 = 1.0 - tp0 / pos - f0                     # FRR - FAR at both ends
+            d1 = 1.0 - tp1 / pos - f1
             t = np.where(d0 == 0, 0.0, d0 / (d0 - d1))
             out = f0 + t * (f1 - f0)
             out[bad] = np.nan
@@ -736,7 +736,8 @@ def bootstrap_ci(y, s, groups, metric_fn, draws: int = 1000, seed: int = 0, leve
                              minlength=b * n_groups).reshape(b, n_groups)
         for r in range(0, b, rows_at_once):
             block = counts[r:r + rows_at_once]
-            v = prepared(block) if prepared is not None else fn(y, s, block[:, codes])
+            v = prepared(np.ascontiguousarray(block.T)) if prepared is not None \
+                else fn(y, s, block[:, codes])
             values.append(np.asarray(v, dtype=float).ravel())
     vals = np.concatenate(values)
     ok = np.isfinite(vals)
