@@ -5,8 +5,10 @@ JSON files such as metrics/transcribe.json are ignored). Writes <out>.csv and <o
 row per detector and level, video then frame: AUC and EER with their bootstrap intervals,
 accuracy, precision, recall, F1, TPR/TNR at the val threshold, pAUC/tAUC/TAR at each FAR,
 log(wP), counts of items, videos and identities, init and parameter count, then one column
-group per extra test set and pooled; sorted by video-level AUC), <plots-dir>/roc.png (video-level test ROC of every detector, linear and log-FAR axes)
-and <failures-out> (every data/failures/**/*.csv in one table; rows per stage are printed).
+group per extra test set and pooled; sorted by video-level AUC; the .md adds a cross-dataset
+table and the per-method / per-quality breakdowns), <plots-dir>/roc.png (video-level test ROC
+of every detector, linear and log-FAR axes) and <failures-out> (every data/failures/**/*.csv
+in one table; rows per stage are printed).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from dfdetect.config import StageCLI  # noqa: E402
-from dfdetect.report import (collect_failures, failure_counts, leaderboard, load_metrics,  # noqa: E402
-                             load_rocs, plot_roc, to_markdown)
+from dfdetect.report import (breakdown_table, collect_failures, failure_counts,  # noqa: E402
+                             leaderboard, load_metrics, load_rocs, plot_roc, to_markdown)
 from dfdetect.store import write_csv_atomic, write_text_atomic  # noqa: E402
 
 log = logging.getLogger("dfdetect.report")
@@ -40,7 +42,8 @@ def main(argv=None) -> None:
     docs = load_metrics(args.metrics_dir, args.split)
     board = leaderboard(docs, args.split)
     write_csv_atomic(f"{args.out}.csv", board)
-    write_text_atomic(f"{args.out}.md", to_markdown(board, f"Leaderboard ({args.split} split)"))
+    write_text_atomic(f"{args.out}.md", to_markdown(board, f"Leaderboard ({args.split} split)",
+                                                    breakdown_table(docs, args.split)))
     aucs = {d: float(r["auc"]) for d, r in board[board["level"] == "video"].set_index("detector").iterrows()}
     plot_roc(load_rocs(args.roc_dir, list(board["detector"].unique())), Path(args.plots_dir) / "roc.png", aucs)
     failures = collect_failures(args.failures_dir)

@@ -200,3 +200,44 @@ def test_leaderboard_intervals_n_and_set_groups():
     md = R.to_markdown(R.leaderboard(docs))
     assert "| c | video | 0.6000 | – |" in md.split("## Cross-dataset")[1]
     assert "## Cross-dataset" not in R.to_markdown(R.leaderboard({"c": docs["c"]}))
+
+
+def test_breakdown_table_and_markdown(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    rows, sc = [], []
+    for split in ("val", "test"):
+        for p in range(3):
+            for k, q in enumerate(("c23", "c40")):
+                for label, method in (("real", ""), ("fake", "Deepfakes"), ("fake", "FaceSwap")):
+                    vid = f"{split}/{label}{method}_{p}_{q}.mp4"
+                    rows.append((vid, label, method, q, split, f"{split}{p}"))
+                    sc.append((vid, -1, float(rng.normal() + (label == "fake")), split))
+    man = pd.DataFrame(rows, columns=["video_id", "label", "method", "quality", "split", "identity"])
+    sc = pd.DataFrame(sc, columns=["video_id", "frame_index", "score", "split"])
+    out = M.evaluate_sets(sc[sc["split"] == "test"], man, sc[sc["split"] == "val"], bootstrap=100)
+    docs = {"d": M.json_safe({"detector": "d", **out})}
+    table = R.breakdown_table(docs)
+    assert list(table["breakdown"].unique()) == ["by_method", "by_quality", "by_method_quality"]
+    assert list(table["group"]) == ["Deepfakes", "FaceSwap", "c23", "c40", "Deepfakes/c23",
+                                    "Deepfakes/c40", "FaceSwap/c23", "FaceSwap/c40"]
+    m = docs["d"]["test"]["breakdowns"]["by_method_quality"]["FaceSwap/c40"]
+    row = table.iloc[-1]
+    assert (row["auc"], row["auc_lo"], row["auc_hi"]) == pytest.approx((m["auc"], *m["auc_ci"]))
+    assert (row["n_pos"], row["n_neg"], row["n_identities"]) == (3, 3, 3)
+    md = R.to_markdown(R.leaderboard(docs), breakdowns=table)
+    part = md.split("## By method and quality (video level)")[1]
+    lines = [ln for ln in part.splitlines() if ln.startswith("|")]
+    assert len(lines) == 2 + 8 and all(ln.count("|") == lines[0].count("|") for ln in lines)
+    lo, hi = m["auc_ci"]
+    assert f"| d | by_method_quality | FaceSwap/c40 | {m['auc']:.3f} [{lo:.3f}, {hi:.3f}] |" in lines[-1]
+    assert R.breakdown_table({"old": {"test": {"video": {"auc": 0.5}}}}).empty
+    assert "## By method" not in R.to_markdown(R.leaderboard(docs))
+    # the report stage writes both extra tables into leaderboard.md
+    write_json_atomic(tmp_path / "metrics" / "d.json", docs["d"])
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("_stage_report3", REPO / "stages" / "report.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    stage.main(["--metrics-dir", "metrics", "--out", "metrics/leaderboard"])
+    written = (tmp_path / "metrics" / "leaderboard.md").read_text()
+    assert f"| d | by_method_quality | FaceSwap/c40 | {m['auc']:.3f} [{lo:.3f}, {hi:.3f}] |" in written

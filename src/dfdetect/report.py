@@ -167,6 +167,30 @@ def leaderboard(docs: Mapping[str, dict], split: str = "test") -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+BREAKDOWNS = ("by_method", "by_quality", "by_method_quality")
+BREAKDOWN_COLUMNS = ["detector", "breakdown", "group", "auc", "auc_lo", "auc_hi", "eer", "eer_lo",
+                     "eer_hi", "tpr", "tnr", "n", "n_pos", "n_neg", "n_videos", "n_identities"]
+
+
+def breakdown_table(docs: Mapping[str, dict], split: str = "test") -> pd.DataFrame:
+    """Video-level per-method / per-quality rows of every detector (``<split>.breakdowns``):
+    detector, breakdown (by_method, by_quality, by_method_quality), group, AUC and EER with
+    their interval bounds, TPR/TNR at the val threshold, counts. Detectors in ``docs`` order."""
+    rows = []
+    for name, doc in docs.items():
+        bd = (doc.get(split) or {}).get("breakdowns") or {}
+        for kind in BREAKDOWNS:
+            for group, m in sorted((bd.get(kind) or {}).items()):
+                if not isinstance(m, Mapping):
+                    continue
+                row = {"detector": name, "breakdown": kind, "group": str(group)}
+                row.update(_level_values(m, ["auc", "auc_lo", "auc_hi", "eer", "eer_lo", "eer_hi",
+                                             "tpr", "tnr", "n_videos", "n_identities"]))
+                row.update({k: int(m.get(k) or 0) for k in ("n", "n_pos", "n_neg")})
+                rows.append(row)
+    return pd.DataFrame(rows, columns=BREAKDOWN_COLUMNS)
+
+
 def _fmt(value: Any, col: str) -> str:
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
@@ -211,14 +235,16 @@ def _table(header: list[str], align: list[str], body: list[list[str]]) -> list[s
     return lines + ["| " + " | ".join(cells) + " |" for cells in body]
 
 
-def to_markdown(df: pd.DataFrame, title: str = "Leaderboard (test split)") -> str:
+def to_markdown(df: pd.DataFrame, title: str = "Leaderboard (test split)",
+                breakdowns: pd.DataFrame | None = None) -> str:
     """A GitHub-flavoured markdown table of the leaderboard ("–" for undefined).
 
     AUC and EER carry their 95 % bootstrap interval, ``0.840 [0.710, 0.950]`` (4 decimals
     without one); ``videos / ids`` counts the videos and identities measured. When there are
     extra test sets, a second table has one column group per set and "pooled": AUC, EER, the
     rate at the val threshold (FAR of a real-only set, detection rate of a fake-only set, else
-    TPR / TNR), mean / median P(fake) and videos / ids.
+    TPR / TNR), mean / median P(fake) and videos / ids. ``breakdowns``
+    (:func:`breakdown_table`) adds a per-method / per-quality table.
     """
     lines = [f"# {title}", ""]
     if df.empty:
@@ -262,6 +288,19 @@ def to_markdown(df: pd.DataFrame, title: str = "Leaderboard (test split)") -> st
                   "fakes against all their reals). Thresholds are the ones chosen on the training "
                   "dataset's val split. A one-class set has no AUC/EER: its rate is the false-alarm "
                   "rate (FAR, reals flagged fake) or the detection rate (det., fakes flagged).", ""]
+    if breakdowns is not None and len(breakdowns):
+        header = ["detector", "breakdown", "group", "auc", "eer", "tpr", "tnr", "n_pos", "n_neg",
+                  "videos / ids"]
+        body = [[_fmt(r["detector"], "detector"), r["breakdown"], _fmt(r["group"], "group"),
+                 _with_ci(r["auc"], r["auc_lo"], r["auc_hi"]),
+                 _with_ci(r["eer"], r["eer_lo"], r["eer_hi"]), _fmt(r["tpr"], "tpr"),
+                 _fmt(r["tnr"], "tnr"), str(r["n_pos"]), str(r["n_neg"]),
+                 _counts(r["n_videos"], r["n_identities"])] for _, r in breakdowns.iterrows()]
+        lines += ["## By method and quality (video level)", ""]
+        lines += _table(header, ["---"] * 3 + ["---:"] * 7, body)
+        lines += ["", "by_method: each method's fakes against the reals of the same qualities; "
+                  "by_quality: every video of that quality; by_method_quality: one method's fakes "
+                  "of one quality against that quality's reals. TPR/TNR at the val threshold.", ""]
     return "\n".join(lines)
 
 
