@@ -63,7 +63,8 @@ def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), a
             continue
         sc = check_scores(detector.score(data, split), f"{name}.score({split!r})")
         sc = sc[["video_id", "frame_index", "score"]].astype({"frame_index": np.int64, "score": float})
-        scored_splits[split] = sc.sort_values(["video_id", "frame_index"], kind="stable").reset_index(drop=True)
+        sc = sc.sort_values(["video_id", "frame_index"], kind="stable").reset_index(drop=True)
+        scored_splits[split] = sc
     thresholds = choose_thresholds(scored_splits.get("val"), data.manifest, aggregate, threshold,
                                    threshold_from, logwp_recalls, kw["alpha"])
     if thresholds.get("note"):
