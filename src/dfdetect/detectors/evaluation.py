@@ -95,7 +95,7 @@ def evaluate_detector(detector, data, splits: Sequence[str] = ("test", "val"), a
         if split == splits[0] and callable(getattr(detector, "extra_metrics", None)):
             result["extra"] = detector.extra_metrics(data, sc.assign(split=split))
     result.update(evaluate_extra_sets(extra_sets or {}, aggregate=aggregate, **kw))
-    for set_name, entry in (result.get("sets") or {}).items():
+    for entry in (result.get("sets") or {}).values():
         if "error" in entry:
             logging.getLogger("dfdetect.metrics").warning("%s: %s", name, entry["error"])
     scores = pd.concat(tables, ignore_index=True)
