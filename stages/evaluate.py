@@ -3,8 +3,11 @@
 Loads models/<detector>/ through the registry and scores the manifest's test split (and val
 when present). Writes data/scores/<detector>.csv (video_id, frame_index, score, split;
 frame_index -1 for video-level scores); metrics/<detector>.json (frame- and video-level
-metrics per split: AUC, EER, pAUC, tAUC and TAR at each FAR, log(wP), accuracy, precision,
-recall, F1, coverage; the detector's init and parameter counts; undefined values as null);
+metrics per split: AUC and EER with 95 % identity-bootstrap intervals (evaluate.bootstrap draws,
+seeded by params.yaml seed), pAUC, tAUC and TAR at each FAR, log(wP), accuracy, precision,
+recall, F1, TPR/TNR at the threshold chosen on val (evaluate.threshold_from), per-method and
+per-quality breakdowns, coverage; the detector's init and parameter counts; undefined values as
+null; layout in metrics/README.md);
 and metrics/roc/<detector>.csv (video-level test ROC points far, tar, threshold for dvc
 plots). Metric definitions: src/dfdetect/metrics.py. Rows whose cached inputs hold NaN/inf are
 not scored: they are listed in data/failures/evaluate/<detector>.csv (always written) and counted
@@ -14,6 +17,7 @@ file that cannot be loaded stops the stage with one line (file: reason) and exit
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -28,6 +32,7 @@ from dfdetect.detectors.evaluation import NothingScoredError, evaluate_detector 
 from dfdetect.store import write_csv_atomic, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("dfdetect.evaluate")
+SET_SCORE_COLUMNS = ("label", "identity", "method", "quality")
 
 
 def main(argv=None) -> int:
@@ -46,6 +51,7 @@ def main(argv=None) -> int:
     cli.add("--failures", default=None,
             help="failures CSV (default: data/failures/evaluate/<detector>.csv)")
     cfg, args = cli.parse(argv)
+    given_thresholds = None
     name = args.detector
     if name not in registry():
         cli.fail(unknown_key_error("models", name, None, registry(), what="detector"))
@@ -62,6 +68,13 @@ def main(argv=None) -> int:
         sources.update({n: paths[n] for n in cls.inputs if n in paths})
         args.scores_dir, args.metrics_dir, args.splits = paths["scores"], paths["metrics"], "test"
         args.failures = args.failures or str(paths["failures"] / "evaluate" / f"{name}.csv")
+        own = Path(common.METRICS) / f"{name}.json"   # the in-dataset result: its val thresholds
+        try:
+            given_thresholds = json.loads(own.read_text())["thresholds"]
+        except (OSError, ValueError, KeyError) as err:
+            print(f"evaluate {name} --set {args.set}: no thresholds in {own} (run evaluate@{name} "
+                  f"first): {type(err).__name__}: {err}", file=sys.stderr)
+            return 2
     for spec in args.source:
         key, sep, path = spec.partition("=")
         if not sep:
@@ -77,16 +90,20 @@ def main(argv=None) -> int:
         sys.exit(2)
     data = DetectorData(read_manifest(manifest_path), sources=sources, seed=int(cfg.get("seed", 0)))
     keys = ("aggregate", "far_points", "recall_for_logwp", "logwp_alpha", "tauc_steps", "threshold",
-            "roc_max_points")
+            "roc_max_points", "threshold_from", "logwp_recalls", "bootstrap", "ci_level")
     fail_path = Path(args.failures) if args.failures else common.FAILURES / "evaluate" / f"{name}.csv"
     try:
         scores, result, roc = evaluate_detector(
-            det, data, splits=[s for s in args.splits.split(",") if s], **{k: cfg[k] for k in keys if k in cfg})
+            det, data, splits=[s for s in args.splits.split(",") if s], seed=int(cfg.get("seed", 0)),
+            thresholds=given_thresholds, **{k: cfg[k] for k in keys if k in cfg})
     except NothingScoredError as err:
         data.checks.failures(f"evaluate@{name}").write(fail_path)
         print(f"{err} -> {fail_path}", file=sys.stderr)
         sys.exit(2)
     data.checks.failures(f"evaluate@{name}").write(fail_path)
+    if args.set:   # the set's labels beside its scores: the report pools sets from these alone
+        keep = [c for c in SET_SCORE_COLUMNS if c in data.manifest.columns]
+        scores = scores.merge(data.manifest[["video_id", *keep]], on="video_id", how="left")
     write_csv_atomic(Path(args.scores_dir) / f"{name}.csv", scores)
     write_json_atomic(Path(args.metrics_dir) / f"{name}.json", result)
     write_csv_atomic(Path(args.metrics_dir) / "roc" / f"{name}.csv", roc)

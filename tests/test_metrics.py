@@ -221,6 +221,267 @@ def test_evaluate_video_level_detector_and_unknown_videos():
         M.evaluate(bad, man)
 
 
+# ----------------------------------------------------------------------------- bootstrap intervals
+def test_weighted_metrics_equal_repeated_rows_and_unit_weights():
+    rng = np.random.default_rng(5)
+    for n in (2, 7, 300):
+        y = np.r_[0, 1, rng.integers(0, 2, n - 2)]
+        s = np.round(rng.normal(size=n) + y, 1)            # many ties
+        w = rng.integers(0, 4, size=(6, n))
+        w[:, :2] = np.maximum(w[:, :2], 1)                 # both classes in every draw
+        for wi, auc, e in zip(w, M.weighted_auc(y, s, w), M.weighted_eer(y, s, w)):
+            yy, ss = np.repeat(y, wi), np.repeat(s, wi)
+            assert auc == pytest.approx(roc_auc_score(yy, ss), abs=1e-12)
+            assert e == pytest.approx(M.eer(yy, ss), abs=1e-12)
+        m = M.binary_metrics(y, s)
+        assert M.weighted_auc(y, s, np.ones((1, n)))[0] == pytest.approx(m["auc"], abs=1e-12)
+        assert M.weighted_eer(y, s, np.ones((1, n)))[0] == pytest.approx(m["eer"], abs=1e-12)
+    # a draw without reals (or without fakes) is undefined
+    assert np.isnan(M.weighted_auc([0, 1], [0.2, 0.4], [[0, 3]])).all()
+    assert np.isnan(M.weighted_eer([0, 1], [0.2, 0.4], [[2, 0]])).all()
+
+
+def test_bootstrap_by_hand_two_identities():
+    # identity A: fake 0.9, real 0.1 (AUC 1); B: fake 0.2, real 0.8 (AUC 0); both: 3 of 4 pairs
+    y, s, g = [1, 0, 1, 0], [0.9, 0.1, 0.2, 0.8], ["A", "A", "B", "B"]
+    seen = []
+
+    def auc_recorded(yy, ss, w):
+        v = M.weighted_auc(yy, ss, w)
+        seen.append(v)
+        return v
+
+    r = M.bootstrap_ci(y, s, g, auc_recorded, draws=2000, seed=3)
+    assert r["point"] == pytest.approx(0.75) and (r["n"], r["n_groups"]) == (4, 2)
+    vals = np.concatenate(seen[1:])                     # seen[0]: the point estimate
+    assert set(np.round(vals, 12)) == {0.0, 0.75, 1.0}   # AA -> 1, BB -> 0, AB/BA -> 0.75
+    assert np.mean(vals == 1.0) == pytest.approx(0.25, abs=0.04)
+    assert np.mean(vals == 0.75) == pytest.approx(0.5, abs=0.04)
+    assert (r["lo"], r["hi"]) == (0.0, 1.0) and (r["used"], r["skipped"]) == (2000, 0)
+    mid = M.bootstrap_ci(y, s, g, "auc", draws=2000, seed=3, level=0.4)   # 30th-70th percentile
+    assert (mid["lo"], mid["hi"]) == (0.75, 0.75)
+    # identities holding one class each: draws AA and BB lack a class, are skipped and counted
+    r = M.bootstrap_ci([1, 1, 0, 0], [0.9, 0.6, 0.5, 0.1], ["A", "A", "B", "B"], "auc", 1000, 0)
+    assert r["used"] + r["skipped"] == 1000 and 0.4 < r["skipped"] / 1000 < 0.6
+    assert (r["point"], r["lo"], r["hi"]) == (1.0, 1.0, 1.0)
+
+
+def test_bootstrap_seeded_disabled_and_checked():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    s = rng.normal(size=200) + y
+    g = rng.integers(0, 30, 200)
+    a = M.bootstrap_ci(y, s, g, "eer", 300, seed=7)
+    assert a == M.bootstrap_ci(y, s, g, "eer", 300, seed=7)
+    assert a != M.bootstrap_ci(y, s, g, "eer", 300, seed=8)
+    off = M.bootstrap_ci(y, s, g, "auc", 0, seed=7)
+    assert off["point"] == pytest.approx(roc_auc_score(y, s)) and math.isnan(off["lo"]) and off["used"] == 0
+    with pytest.raises(ValueError, match="draws must be >= 0"):
+        M.bootstrap_ci(y, s, g, "auc", -1)
+    with pytest.raises(ValueError, match="level must be in"):
+        M.bootstrap_ci(y, s, g, "auc", 10, level=1.0)
+    with pytest.raises(KeyError):
+        M.bootstrap_ci(y, s, g, "tauc", 10)
+    with pytest.raises(ValueError, match="group labels"):
+        M.bootstrap_ci(y, s, g[:10], "auc", 10)
+
+
+def _sample(n, rng):
+    y = np.r_[np.zeros(n // 2, int), np.ones(n - n // 2, int)]
+    return y, rng.normal(size=n) + 1.0 * y
+
+
+@pytest.mark.parametrize("metric", ["auc", "eer"])
+def test_interval_contains_point_and_shrinks_with_n(metric):
+    rng = np.random.default_rng(11)
+    widths = {}
+    for n in (20, 2000):
+        y, s = _sample(n, rng)
+        r = M.bootstrap_ci(y, s, np.arange(n), metric, 1000, seed=0)
+        assert r["lo"] <= r["point"] <= r["hi"], r
+        assert r["n"] == n and r["used"] == 1000
+        widths[n] = r["hi"] - r["lo"]
+    # the width goes as 1/sqrt(n): 100x the videos, about a tenth of the width
+    assert widths[2000] < widths[20] / 4, widths
+
+
+def test_identity_grouping_widens_the_interval():
+    # 40 people, a real and a fake video each; then every video's rows duplicated 10x (as if
+    # each had 10 identical frames): resampling rows as if independent grows overconfident,
+    # resampling identities gives exactly the interval of the original videos
+    rng = np.random.default_rng(2)
+    ident = np.repeat(np.arange(40), 2)
+    y = np.tile([0, 1], 40)
+    s = rng.normal(size=40)[ident] + 0.8 * y + 0.3 * rng.normal(size=80)
+    dup_ident, dup_y, dup_s = np.repeat(ident, 10), np.repeat(y, 10), np.repeat(s, 10)
+    grouped = M.bootstrap_ci(dup_y, dup_s, dup_ident, "auc", 1000, seed=0)
+    rows = M.bootstrap_ci(dup_y, dup_s, None, "auc", 1000, seed=0)
+    original = M.bootstrap_ci(y, s, ident, "auc", 1000, seed=0)
+    original_rows = M.bootstrap_ci(y, s, None, "auc", 1000, seed=0)
+    assert grouped["point"] == pytest.approx(rows["point"]) == pytest.approx(original["point"])
+    assert grouped["n_groups"] == 40 and rows["n_groups"] == 800
+    assert (grouped["lo"], grouped["hi"]) == pytest.approx((original["lo"], original["hi"]))
+    width = {k: r["hi"] - r["lo"] for k, r in
+             {"grouped": grouped, "rows": rows, "original_rows": original_rows}.items()}
+    assert width["rows"] < width["original_rows"] / 2      # duplicates fake precision ...
+    assert width["grouped"] > 1.3 * width["rows"], width   # ... identity grouping does not
+
+
+# ----------------------------------------------------------------------------- one-class, thresholds
+def test_one_class_sets_report_rates_not_auc():
+    s = np.array([0.1, 0.2, 0.3, 0.6, 0.9])
+    with pytest.warns(M.UndefinedMetricWarning, match="only real"):
+        m = M.level_metrics(np.zeros(5, int), s, ["a", "a", "b", "c", "c"], threshold=0.5,
+                            bootstrap=500, seed=0)
+    assert math.isnan(m["auc"]) and math.isnan(m["eer"]) and m["auc_ci"] is None
+    assert "one class only" in m["undefined"] and "real" in m["undefined"]
+    assert m["mean_score"] == pytest.approx(0.42) and m["median_score"] == pytest.approx(0.3)
+    assert m["flag_rate"] == pytest.approx(0.4) and m["false_alarm_rate"] == pytest.approx(0.4)
+    assert m["tnr"] == pytest.approx(0.6) and math.isnan(m["tpr"])
+    lo, hi = m["flag_rate_ci"]
+    assert 0.0 <= lo <= 0.4 <= hi <= 1.0 and hi > lo
+    assert (m["n_videos"], m["n_identities"]) == (5, 3)
+    with pytest.warns(M.UndefinedMetricWarning, match="only fake"):
+        f = M.level_metrics(np.ones(4, int), [0.2, 0.7, 0.8, 0.9], threshold=0.75)
+    assert f["detection_rate"] == pytest.approx(0.5) and f["tpr"] == pytest.approx(0.5)
+    assert "false_alarm_rate" not in f and f["flag_rate_ci"] is None   # bootstrap off
+    json.dumps(M.json_safe(m), allow_nan=False)
+
+
+def _split_tables(rng, n_people=6, per=4, shift=1.5, prefix="", split="test"):
+    """Manifest + frame scores: each person has real and fake videos of two methods, 2 qualities."""
+    rows, scores = [], []
+    for p in range(n_people):
+        for k in range(per):
+            for label, method in (("real", ""), ("fake", "A"), ("fake", "B")):
+                q = ("c23", "c40")[k % 2]
+                vid = f"{prefix}{split}/p{p}/{label}{method}{k}.mp4"
+                rows.append((vid, label, method, q, split, f"{prefix}p{p}"))
+                mu = (shift if method == "A" else shift / 3) if label == "fake" else 0.0
+                for fi in (0, 5):
+                    scores.append((vid, fi, float(rng.normal() + mu)))
+    man = pd.DataFrame(rows, columns=["video_id", "label", "method", "quality", "split", "identity"])
+    return normalise(man), pd.DataFrame(scores, columns=["video_id", "frame_index", "score"])
+
+
+def test_threshold_chosen_on_val_and_applied_to_test():
+    # val reals 0.1, 0.2, 0.6; fakes 0.4, 0.7, 0.9 -> EER 1/3 at threshold 0.6 (by hand)
+    man = _manifest([(f"v{i}", lab, "val") for i, lab in enumerate(["real"] * 3 + ["fake"] * 3)] +
+                    [(f"t{i}", lab, "test") for i, lab in enumerate(["real"] * 3 + ["fake"] * 3)])
+    val = pd.DataFrame({"video_id": [f"v{i}" for i in range(6)], "frame_index": -1,
+                        "score": [0.1, 0.2, 0.6, 0.4, 0.7, 0.9]})
+    test = pd.DataFrame({"video_id": [f"t{i}" for i in range(6)], "frame_index": -1,
+                         "score": [0.3, 0.55, 0.65, 0.5, 0.62, 0.95]})
+    thr = M.choose_thresholds(val, man)
+    assert thr["video"] == pytest.approx(0.6) and thr["source"]["video"] == "val"
+    out = M.evaluate_sets(test, man, val, bootstrap=0)
+    v = out["test"]["video"]
+    assert v["threshold"] == pytest.approx(0.6) and v["threshold_source"] == "val"
+    # at 0.6: reals 0.3, 0.55 pass, 0.65 flagged; fakes 0.62, 0.95 flagged, 0.5 missed
+    assert v["tnr"] == pytest.approx(2 / 3) and v["tpr"] == pytest.approx(2 / 3)
+    assert v["accuracy"] == pytest.approx(4 / 6)
+    assert out["thresholds"]["video"] == pytest.approx(0.6)
+    fixed = M.evaluate_sets(test, man, val, threshold_from="fixed", threshold=0.5, bootstrap=0)
+    assert fixed["test"]["video"]["threshold"] == 0.5 and fixed["test"]["video"]["tpr"] == 1.0
+    # no val: the fixed threshold, and a note saying why
+    none = M.choose_thresholds(None, man, threshold=0.4)
+    assert none["video"] == 0.4 and none["source"]["video"] == "fixed" and "no val scores" in none["note"]
+    with pytest.raises(ValueError, match="threshold_from must be one of val, fixed"):
+        M.choose_thresholds(val, man, threshold_from="youden")
+    with pytest.raises(ValueError, match="logwp_recalls must lie in"):
+        M.choose_thresholds(val, man, logwp_recalls=[0.0])
+
+
+def test_logwp_at_recall_uses_the_val_threshold():
+    man = _manifest([(f"v{i}", lab, "val") for i, lab in enumerate(["real"] * 3 + ["fake"] * 3)] +
+                    [(f"t{i}", lab, "test") for i, lab in enumerate(["real"] * 2 + ["fake"] * 2)])
+    val = pd.DataFrame({"video_id": [f"v{i}" for i in range(6)], "frame_index": -1,
+                        "score": [0.1, 0.2, 0.6, 0.4, 0.7, 0.9]})
+    test = pd.DataFrame({"video_id": [f"t{i}" for i in range(4)], "frame_index": -1,
+                         "score": [0.45, 0.8, 0.5, 0.95]})
+    out = M.evaluate_sets(test, man, val, logwp_recalls=[0.3, 0.9], bootstrap=0)
+    # val: recall >= 1/3 best at 0.9 (TP 1, FP 0); recall >= 0.9 needs 0.4 (TP 3, FP 1)
+    assert out["thresholds"]["logwp"]["video"] == {"r0.3": 0.9, "r0.9": 0.4}
+    v = out["test"]["video"]
+    assert v["logwp_r0.3_threshold"] == 0.9 and v["logwp_r0.3"] == 0.0      # 0.95 only: TP 1 FP 0
+    assert v["logwp_r0.3_recall"] == 0.5
+    assert v["logwp_r0.9"] == pytest.approx(math.log(2 / 202))            # >= 0.4: TP 2, FP 2
+    assert v["logwp_r0.9_recall"] == 1.0
+
+
+def test_breakdowns_by_method_and_quality():
+    rng = np.random.default_rng(4)
+    man, sc = _split_tables(rng)
+    out = M.evaluate(sc, man, bootstrap=100, breakdowns=True, threshold=0.5)
+    bd = out["breakdowns"]
+    assert set(bd) == {"by_method", "by_quality", "by_method_quality"}
+    vs = M.aggregate_videos(sc).merge(man, on="video_id")
+    fake = vs["label"] == "fake"
+    # method A: its fakes (c23 and c40) against the reals of those qualities
+    a = vs[(fake & (vs["method"] == "A")) | ~fake]
+    assert bd["by_method"]["A"]["auc"] == pytest.approx(roc_auc_score(a["label"] == "fake", a["score"]))
+    assert bd["by_method"]["A"]["n_pos"] == 24 and bd["by_method"]["A"]["n_neg"] == 24
+    assert bd["by_method"]["A"]["auc"] > bd["by_method"]["B"]["auc"]   # A is the easier method
+    c40 = vs[vs["quality"] == "c40"]
+    c40_auc = roc_auc_score(c40["label"] == "fake", c40["score"])
+    assert bd["by_quality"]["c40"]["auc"] == pytest.approx(c40_auc)
+    ab = vs[((fake & (vs["method"] == "B")) | ~fake) & (vs["quality"] == "c23")]
+    m = bd["by_method_quality"]["B/c23"]
+    assert m["auc"] == pytest.approx(roc_auc_score(ab["label"] == "fake", ab["score"]))
+    assert m["n_identities"] == 6 and m["auc_ci"][0] <= m["auc"] <= m["auc_ci"][1]
+    flagged = ab["score"] >= 0.5
+    assert m["tnr"] == pytest.approx(np.mean(~flagged[ab["label"] == "real"]))
+    assert m["tpr"] == pytest.approx(np.mean(flagged[ab["label"] == "fake"]))
+    # a method made only at c40 is measured against the c40 reals only
+    extra = pd.DataFrame([(f"test/p{p}/fakeC.mp4", "fake", "C", "c40", "test", f"p{p}") for p in range(6)],
+                         columns=["video_id", "label", "method", "quality", "split", "identity"])
+    man_c = normalise(pd.concat([man, extra], ignore_index=True))
+    sc_c = pd.concat([sc, pd.DataFrame({"video_id": extra["video_id"], "frame_index": 0,
+                                        "score": rng.normal(size=6) + 1.0})], ignore_index=True)
+    c = M.evaluate(sc_c, man_c, breakdowns=True)["breakdowns"]["by_method"]["C"]
+    assert (c["n_pos"], c["n_neg"]) == (6, 12)
+    vs = M.aggregate_videos(sc_c).merge(man_c, on="video_id")
+    vc = vs[(vs["method"] == "C") | ((vs["label"] == "real") & (vs["quality"] == "c40"))]
+    assert c["auc"] == pytest.approx(roc_auc_score(vc["label"] == "fake", vc["score"]))
+    # a manifest without methods or qualities has no breakdowns
+    plain = man.assign(method="", quality="")
+    assert "breakdowns" not in M.evaluate(sc, plain, breakdowns=True)
+
+
+def test_evaluate_sets_in_dataset_extra_sets_and_pooled():
+    rng = np.random.default_rng(6)
+    man, sc = _split_tables(rng, split="test")
+    vman, vsc = _split_tables(rng, split="val", prefix="v")
+    man = pd.concat([man, vman], ignore_index=True)
+    # a second dataset (same ids on purpose: pooling must keep them apart) and a real-only set
+    other_man, other_sc = _split_tables(rng, n_people=3, shift=0.5)
+    reals_man = other_man[other_man["label"] == "real"].reset_index(drop=True)
+    reals_sc = other_sc[other_sc["video_id"].isin(reals_man["video_id"])]
+    bad_sc = other_sc.assign(video_id="nowhere.mp4")
+    out = M.evaluate_sets(sc, man, vsc, {"other": (other_sc, other_man), "reals": (reals_sc, reals_man),
+                                         "broken": (bad_sc, other_man)}, bootstrap=200, seed=1)
+    assert set(out) == {"thresholds", "test", "val", "sets", "pooled"}
+    thr = out["thresholds"]["video"]
+    for part in (out["test"], out["sets"]["other"], out["sets"]["reals"], out["pooled"]):
+        assert part["video"]["threshold"] == thr          # one threshold, chosen on val, everywhere
+    o = out["sets"]["other"]["video"]
+    assert o["n"] == 36 and o["n_identities"] == 3 and o["auc_ci"][0] <= o["auc"] <= o["auc_ci"][1]
+    r = out["sets"]["reals"]["video"]
+    assert math.isnan(r["auc"]) and r["n_neg"] == 12 and "false_alarm_rate" in r
+    assert out["sets"]["reals"]["coverage"]["scored"] == 12
+    assert "not in the manifest" in out["sets"]["broken"]["error"]
+    pooled = out["pooled"]["video"]
+    assert out["pooled"]["sets"] == ["other", "reals"]
+    assert (pooled["n_pos"], pooled["n_neg"]) == (24, 24)
+    # the real-only set's people are the other set's: identities prefixed by set, never merged
+    assert pooled["n_identities"] == 6
+    ps, pm = M.pool_sets({"other": (other_sc, other_man), "reals": (reals_sc, reals_man)})
+    vs = M.aggregate_videos(ps)
+    assert pooled["auc"] == pytest.approx(roc_auc_score(M.labels_of(vs, pm), vs["score"]))
+    assert "frame" in out["pooled"] and out["pooled"]["frame"]["n"] == 96
+    json.dumps(M.json_safe(out), allow_nan=False)
+
+
 # ----------------------------------------------------------------------------- ABX
 def test_abx_accuracy():
     rng = np.random.default_rng(0)
@@ -344,6 +605,22 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch, dummy_detector):
     y = vs["video_id"].str.startswith("fake").astype(int)
     assert m["test"]["video"]["auc"] == pytest.approx(roc_auc_score(y, vs["score"]))
     assert m["extra"] == {"scored_rows": 16, "nan_value": None}
+    # intervals (params.yaml seed + evaluate.bootstrap, default 1000 draws), threshold from val
+    for level in ("frame", "video"):
+        t = m["test"][level]
+        assert t["auc_ci"][0] <= t["auc"] <= t["auc_ci"][1] and t["eer_ci"][0] <= t["eer"] <= t["eer_ci"][1]
+        assert t["bootstrap"]["draws"] == 1000 and t["bootstrap"]["groups"].startswith("video")
+        assert t["threshold"] == m["thresholds"][level] and t["threshold_source"] == "val"
+        assert {"tpr", "tnr", "logwp_r0.1", "logwp_r0.5", "logwp_r0.9"} <= set(t)
+    assert m["in_dataset"] == "test" and m["thresholds"]["from"] == "val"
+    assert m["test"]["video"]["n_videos"] == 8 and m["test"]["frame"]["n_videos"] == 8
+    # a bad parameter stops the stage with a message naming it
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(
+        {"seed": 1, "evaluate": {"threshold_from": "val", "bootstrap": 10}}))
+    with pytest.raises(ValueError, match="evaluate.threshold_from"):
+        stage.main(["--detector", "_test_dummy_eval", "--params", "bad.yaml", "--threshold_from", "train"])
+    with pytest.raises(ValueError, match="evaluate.bootstrap"):
+        stage.main(["--detector", "_test_dummy_eval", "--params", "bad.yaml", "--bootstrap", "-5"])
     roc = pd.read_csv(tmp_path / "metrics" / "roc" / "_test_dummy_eval.csv")
     assert list(roc.columns) == ["far", "tar", "threshold"] and roc["tar"].iloc[-1] == 1.0
 

@@ -133,3 +133,112 @@ def test_report_stage_with_nothing_evaluated(tmp_path, monkeypatch):
     assert "No evaluated detectors." in (tmp_path / "metrics" / "leaderboard.md").read_text()
     assert (tmp_path / "metrics" / "plots" / "roc.png").exists()
     assert pd.read_csv(tmp_path / "metrics" / "failures.csv").empty
+
+
+def _protocol_doc(name, shift, seed):
+    """An evaluate document with intervals, an extra two-class set, a real-only set and pooled."""
+    rng = np.random.default_rng(seed)
+
+    def tables(n_people, per, shift, classes=("real", "fake")):
+        rows, sc = [], []
+        for p in range(n_people):
+            for k in range(per):
+                for label in classes:
+                    vid = f"{label}/p{p}_{k}.mp4"
+                    rows.append((vid, label, f"p{p}"))
+                    sc.append((vid, -1, float(rng.normal() + (shift if label == "fake" else 0))))
+        return (pd.DataFrame(sc, columns=["video_id", "frame_index", "score"]),
+                pd.DataFrame(rows, columns=["video_id", "label", "identity"]))
+
+    test, man = tables(2, 6, shift)
+    val, vman = tables(2, 6, shift)
+    vman["video_id"] = "val/" + vman["video_id"]
+    val["video_id"] = "val/" + val["video_id"]
+    out = M.evaluate_sets(test, pd.concat([man, vman]), val,
+                          {"other": tables(5, 4, shift / 2), "reals": tables(3, 3, 0, ("real",))},
+                          bootstrap=200, seed=0)
+    return M.json_safe({"detector": name, "parameters": {"total": 5}, **out})
+
+
+def test_leaderboard_intervals_n_and_set_groups():
+    docs = {"a": _protocol_doc("a", 2.0, 1), "b": _protocol_doc("b", 0.5, 2)}
+    board = R.leaderboard(docs)
+    assert list(board["detector"]) == ["a", "b"] and list(board["level"]) == ["video", "video"]
+    row = board.iloc[0]
+    t = docs["a"]["test"]["video"]
+    assert (row["auc"], row["auc_lo"], row["auc_hi"]) == pytest.approx((t["auc"], *t["auc_ci"]))
+    assert (row["eer_lo"], row["eer_hi"]) == pytest.approx(tuple(t["eer_ci"]))
+    assert (row["n_videos"], row["n_identities"]) == (24, 2)
+    assert row["tnr"] == pytest.approx(t["tnr"]) and "logwp_r0.5" in board.columns
+    o = docs["a"]["sets"]["other"]["video"]
+    assert row["other:auc"] == pytest.approx(o["auc"])
+    assert row["other:auc_lo"] == pytest.approx(o["auc_ci"][0])
+    assert (row["other:n_videos"], row["other:n_identities"]) == (40, 5)
+    r = docs["a"]["sets"]["reals"]["video"]
+    assert math.isnan(row["reals:auc"]) and row["reals:flag_rate"] == pytest.approx(r["false_alarm_rate"])
+    assert row["reals:flag_rate_hi"] == pytest.approx(r["flag_rate_ci"][1])
+    assert row["pooled:n_videos"] == 49 and row["pooled:n_identities"] == 8
+    assert [c for c in board.columns if c.endswith(":auc")] == ["other:auc", "reals:auc", "pooled:auc"]
+
+    md = R.to_markdown(board)
+    main, cross = md.split("## Cross-dataset")
+    lines = [ln for ln in main.splitlines() if ln.startswith("|")]
+    assert all(ln.count("|") == lines[0].count("|") for ln in lines)
+    assert "videos / ids" in lines[0] and "| 24 / 2 |" in lines[2]
+    lo, hi = t["auc_ci"]
+    assert f"| {t['auc']:.3f} [{lo:.3f}, {hi:.3f}] |" in lines[2]
+    assert "auc_lo" not in md and ":auc" not in md
+    xlines = [ln for ln in cross.splitlines() if ln.startswith("|")]
+    assert all(ln.count("|") == xlines[0].count("|") for ln in xlines) and len(xlines) == 4
+    for g in ("other", "reals", "pooled"):
+        assert f"{g} auc" in xlines[0] and f"{g} videos / ids" in xlines[0]
+    lo, hi = r["flag_rate_ci"]
+    assert f"FAR {r['flag_rate']:.3f} [{lo:.3f}, {hi:.3f}]" in xlines[2]
+    assert f"{o['auc']:.3f} [{o['auc_ci'][0]:.3f}, {o['auc_ci'][1]:.3f}]" in xlines[2]
+    assert "| 40 / 5 |" in xlines[2] and "| 9 / 3 |" in xlines[2]
+    # a detector without sets has "–" in the set groups; docs without sets make no second table
+    docs["c"] = {"detector": "c", "test": {"video": {"auc": 0.6, "n": 4}}}
+    md = R.to_markdown(R.leaderboard(docs))
+    assert "| c | video | 0.6000 | – |" in md.split("## Cross-dataset")[1]
+    assert "## Cross-dataset" not in R.to_markdown(R.leaderboard({"c": docs["c"]}))
+
+
+def test_breakdown_table_and_markdown(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    rows, sc = [], []
+    for split in ("val", "test"):
+        for p in range(3):
+            for k, q in enumerate(("c23", "c40")):
+                for label, method in (("real", ""), ("fake", "Deepfakes"), ("fake", "FaceSwap")):
+                    vid = f"{split}/{label}{method}_{p}_{q}.mp4"
+                    rows.append((vid, label, method, q, split, f"{split}{p}"))
+                    sc.append((vid, -1, float(rng.normal() + (label == "fake")), split))
+    man = pd.DataFrame(rows, columns=["video_id", "label", "method", "quality", "split", "identity"])
+    sc = pd.DataFrame(sc, columns=["video_id", "frame_index", "score", "split"])
+    out = M.evaluate_sets(sc[sc["split"] == "test"], man, sc[sc["split"] == "val"], bootstrap=100)
+    docs = {"d": M.json_safe({"detector": "d", **out})}
+    table = R.breakdown_table(docs)
+    assert list(table["breakdown"].unique()) == ["by_method", "by_quality", "by_method_quality"]
+    assert list(table["group"]) == ["Deepfakes", "FaceSwap", "c23", "c40", "Deepfakes/c23",
+                                    "Deepfakes/c40", "FaceSwap/c23", "FaceSwap/c40"]
+    m = docs["d"]["test"]["breakdowns"]["by_method_quality"]["FaceSwap/c40"]
+    row = table.iloc[-1]
+    assert (row["auc"], row["auc_lo"], row["auc_hi"]) == pytest.approx((m["auc"], *m["auc_ci"]))
+    assert (row["n_pos"], row["n_neg"], row["n_identities"]) == (3, 3, 3)
+    md = R.to_markdown(R.leaderboard(docs), breakdowns=table)
+    part = md.split("## By method and quality (video level)")[1]
+    lines = [ln for ln in part.splitlines() if ln.startswith("|")]
+    assert len(lines) == 2 + 8 and all(ln.count("|") == lines[0].count("|") for ln in lines)
+    lo, hi = m["auc_ci"]
+    assert f"| d | by_method_quality | FaceSwap/c40 | {m['auc']:.3f} [{lo:.3f}, {hi:.3f}] |" in lines[-1]
+    assert R.breakdown_table({"old": {"test": {"video": {"auc": 0.5}}}}).empty
+    assert "## By method" not in R.to_markdown(R.leaderboard(docs))
+    # the report stage writes both extra tables into leaderboard.md
+    write_json_atomic(tmp_path / "metrics" / "d.json", docs["d"])
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("_stage_report3", REPO / "stages" / "report.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    stage.main(["--metrics-dir", "metrics", "--out", "metrics/leaderboard"])
+    written = (tmp_path / "metrics" / "leaderboard.md").read_text()
+    assert f"| d | by_method_quality | FaceSwap/c40 | {m['auc']:.3f} [{lo:.3f}, {hi:.3f}] |" in written

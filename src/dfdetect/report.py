@@ -43,6 +43,43 @@ def load_metrics(metrics_dir: str | Path, split: str = "test") -> dict[str, dict
     return out
 
 
+def attach_sets(docs: Mapping[str, dict], sets_metrics_dir: str | Path, set_scores_dir: str | Path,
+                **evaluate_kw) -> list[str]:
+    """Add the test sets of the DAG to every detector's document, in place: ``doc["sets"][set]``
+    is the ``test`` entry of ``sets_metrics_dir/<set>/<detector>.json`` (evaluate_set), and
+    ``doc["pooled"]`` all fakes vs all reals of the detector's sets (ids prefixed by set name),
+    measured from ``set_scores_dir/<set>/<detector>.csv`` (scores with the set's labels and
+    identities) at the detector's own thresholds. ``evaluate_kw`` go to metrics.evaluate
+    (aggregate, far_points, bootstrap, seed, ...). Returns the set names found."""
+    from .metrics import evaluate, pool_sets  # noqa: PLC0415
+
+    names = sorted(p.name for p in Path(sets_metrics_dir).glob("*") if p.is_dir())
+    for det, doc in docs.items():
+        pool = {}
+        for name in names:
+            path = Path(sets_metrics_dir) / name / f"{det}.json"
+            if not path.exists():
+                continue
+            try:
+                sdoc = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                log.warning("skipping %s: %s", path, err)
+                continue
+            if isinstance(sdoc.get("test"), dict):
+                doc.setdefault("sets", {})[name] = sdoc["test"]
+            scores_path = Path(set_scores_dir) / name / f"{det}.csv"
+            if scores_path.exists():
+                sc = pd.read_csv(scores_path, dtype={"video_id": str, "identity": str}, keep_default_na=False)
+                man = sc.drop_duplicates("video_id")[["video_id", "label", "identity"]
+                                                     + [c for c in ("method", "quality") if c in sc]]
+                pool[name] = (sc[["video_id", "frame_index", "score"]], man)
+        if len(pool) > 1:   # with one set, pooled would repeat it
+            kw = dict(evaluate_kw, thresholds=doc.get("thresholds"))
+            doc[POOLED] = evaluate(*pool_sets(pool), **kw)
+            doc[POOLED]["sets"] = sorted(pool)
+    return names
+
+
 def _far_suffixes(docs: Mapping[str, dict], split: str) -> list[str]:
     sufs: set[str] = set()
     for doc in docs.values():
@@ -72,14 +109,69 @@ def _num(value: Any) -> float:
         return math.nan
 
 
+CI_METRICS = ("auc", "eer")
+SET_METRICS = ["auc", "auc_lo", "auc_hi", "eer", "eer_lo", "eer_hi", "tpr", "tnr", "flag_rate",
+               "flag_rate_lo", "flag_rate_hi", "mean_score", "median_score", "n_videos",
+               "n_identities"]
+POOLED = "pooled"
+
+
+def _recall_suffixes(docs: Mapping[str, dict], split: str) -> list[str]:
+    sufs: set[str] = set()
+    for doc in docs.values():
+        for level in LEVELS:
+            for key in (doc[split].get(level) or {}):
+                if key.startswith("logwp_r") and key[7:8].isdigit() and key.count("_") == 1:
+                    sufs.add(key[len("logwp_"):])
+    return sorted(sufs, key=lambda k: float(k[1:]))
+
+
+def set_names(docs: Mapping[str, dict]) -> list[str]:
+    """Names of the extra test sets of any detector (sorted), then "pooled" when present."""
+    names = sorted({str(n) for doc in docs.values() for n in (doc.get("sets") or {})})
+    if any(isinstance(doc.get(POOLED), Mapping) for doc in docs.values()):
+        names.append(POOLED)
+    return names
+
+
+def _ci(m: Mapping, key: str) -> tuple[float, float]:
+    ci = m.get(f"{key}_ci")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        return _num(ci[0]), _num(ci[1])
+    return math.nan, math.nan
+
+
+def _level_values(m: Mapping, cols) -> dict:
+    row = {}
+    for c in cols:
+        if c.endswith("_lo") or c.endswith("_hi"):
+            lo, hi = _ci(m, c[:-3])
+            row[c] = lo if c.endswith("_lo") else hi
+        elif c in ("n_videos", "n_identities"):
+            row[c] = int(m[c]) if m.get(c) is not None else -1
+        else:
+            row[c] = _num(m.get(c))
+    return row
+
+
 def leaderboard(docs: Mapping[str, dict], split: str = "test") -> pd.DataFrame:
     """One row per detector and level (video, frame) with the headline metrics.
 
-    Detectors are ordered by video-level AUC (best first; missing AUC last, then by name);
-    within a detector the video level comes first.
+    In-dataset columns (``split``): AUC, EER, ..., log(wP), the bounds of the AUC/EER bootstrap
+    intervals (``auc_lo``, ``auc_hi``, ``eer_lo``, ``eer_hi``), TPR/TNR at the threshold chosen
+    on val, log(wP) at each recall (``logwp_r<R>``), counts (``n`` items, ``n_videos``,
+    ``n_identities``). Then one column group per extra test set and "pooled" (``<set>:auc``,
+    ``<set>:auc_lo``, ..., ``<set>:flag_rate``, ``<set>:mean_score``, ``<set>:n_videos``, ...;
+    see ``SET_METRICS``). Detectors are ordered by video-level AUC (best first; missing AUC
+    last, then by name); within a detector the video level comes first. Missing values are NaN
+    (counts -1).
     """
     sufs = _far_suffixes(docs, split)
     metric_cols = BASE_METRICS + [f"{k}_{s}" for k in ("pauc", "tauc", "tar") for s in sufs] + ["logwp"]
+    extra_cols = [f"{k}_{b}" for k in CI_METRICS for b in ("lo", "hi")] + ["tpr", "tnr", "threshold"] + \
+        [f"logwp_{r}" for r in _recall_suffixes(docs, split)]
+    groups = set_names(docs)
+    group_cols = [f"{g}:{c}" for g in groups for c in SET_METRICS]
     rows = []
     for name, doc in docs.items():
         params = doc.get("parameters") or {}
@@ -90,13 +182,22 @@ def leaderboard(docs: Mapping[str, dict], split: str = "test") -> pd.DataFrame:
                 continue
             row = {"detector": name, "level": level}
             row.update({c: _num(m.get(c)) for c in metric_cols})
+            row.update(_level_values(m, extra_cols))
             row.update({"n": int(m.get("n", 0)), "n_pos": int(m.get("n_pos", 0)),
                         "n_neg": int(m.get("n_neg", 0)),
+                        "n_videos": int(m["n_videos"]) if m.get("n_videos") is not None else -1,
+                        "n_identities": int(m["n_identities"]) if m.get("n_identities") is not None else -1,
                         "init": _init_text(doc.get("init")),
                         "parameters": int(total) if total is not None and not
                         (isinstance(total, float) and math.isnan(total)) else -1})
+            for g in groups:
+                part = doc.get(POOLED) if g == POOLED else (doc.get("sets") or {}).get(g)
+                gm = part.get(level) if isinstance(part, Mapping) else None
+                vals = _level_values(gm if isinstance(gm, Mapping) else {}, SET_METRICS)
+                row.update({f"{g}:{c}": v for c, v in vals.items()})
             rows.append(row)
-    cols = ["detector", "level"] + metric_cols + ["n", "n_pos", "n_neg", "init", "parameters"]
+    cols = (["detector", "level"] + metric_cols + extra_cols +
+            ["n", "n_pos", "n_neg", "n_videos", "n_identities", "init", "parameters"] + group_cols)
     df = pd.DataFrame(rows, columns=cols)
     if df.empty:
         return df
@@ -105,6 +206,30 @@ def leaderboard(docs: Mapping[str, dict], split: str = "test") -> pd.DataFrame:
     df["_lvl"] = df["level"].map({lvl: i for i, lvl in enumerate(LEVELS)})
     df = df.sort_values(["_auc", "detector", "_lvl"], kind="stable").drop(columns=["_auc", "_lvl"])
     return df.reset_index(drop=True)
+
+
+BREAKDOWNS = ("by_method", "by_quality", "by_method_quality")
+BREAKDOWN_COLUMNS = ["detector", "breakdown", "group", "auc", "auc_lo", "auc_hi", "eer", "eer_lo",
+                     "eer_hi", "tpr", "tnr", "n", "n_pos", "n_neg", "n_videos", "n_identities"]
+
+
+def breakdown_table(docs: Mapping[str, dict], split: str = "test") -> pd.DataFrame:
+    """Video-level per-method / per-quality rows of every detector (``<split>.breakdowns``):
+    detector, breakdown (by_method, by_quality, by_method_quality), group, AUC and EER with
+    their interval bounds, TPR/TNR at the val threshold, counts. Detectors in ``docs`` order."""
+    rows = []
+    for name, doc in docs.items():
+        bd = (doc.get(split) or {}).get("breakdowns") or {}
+        for kind in BREAKDOWNS:
+            for group, m in sorted((bd.get(kind) or {}).items()):
+                if not isinstance(m, Mapping):
+                    continue
+                row = {"detector": name, "breakdown": kind, "group": str(group)}
+                row.update(_level_values(m, ["auc", "auc_lo", "auc_hi", "eer", "eer_lo", "eer_hi",
+                                             "tpr", "tnr", "n_videos", "n_identities"]))
+                row.update({k: int(m.get(k) or 0) for k in ("n", "n_pos", "n_neg")})
+                rows.append(row)
+    return pd.DataFrame(rows, columns=BREAKDOWN_COLUMNS)
 
 
 def _fmt(value: Any, col: str) -> str:
@@ -117,21 +242,106 @@ def _fmt(value: Any, col: str) -> str:
     return str(value).replace("|", "\\|")
 
 
-def to_markdown(df: pd.DataFrame, title: str = "Leaderboard (test split)") -> str:
-    """A GitHub-flavoured markdown table of the leaderboard (4 decimals, "–" for undefined)."""
+def _with_ci(value: float, lo: float, hi: float) -> str:
+    """``0.840 [0.710, 0.950]``; the point alone (4 decimals) without an interval; "–" if undefined."""
+    if math.isnan(value):
+        return "–"
+    if math.isnan(lo) or math.isnan(hi):
+        return f"{value:.4f}"
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _counts(videos: Any, ids: Any) -> str:
+    v, i = int(videos), int(ids)
+    return "–" if v < 0 else f"{v} / {i}" if i >= 0 else str(v)
+
+
+def _set_cells(row: pd.Series, g: str) -> list[str]:
+    get = lambda c: row[f"{g}:{c}"]  # noqa: E731
+    if get("n_videos") < 0:
+        return ["–"] * 5
+    if not math.isnan(get("flag_rate")):   # a one-class set: its flag rate
+        kind = "FAR" if math.isnan(get("tpr")) else "det."
+        rate = f"{kind} {_with_ci(get('flag_rate'), get('flag_rate_lo'), get('flag_rate_hi'))}"
+    else:
+        rate = ("–" if math.isnan(get("tpr")) else f"TPR {get('tpr'):.3f} / TNR {get('tnr'):.3f}")
+    p = "–" if math.isnan(get("mean_score")) else f"{get('mean_score'):.3f} / {get('median_score'):.3f}"
+    return [_with_ci(get("auc"), get("auc_lo"), get("auc_hi")),
+            _with_ci(get("eer"), get("eer_lo"), get("eer_hi")), rate, p,
+            _counts(get("n_videos"), get("n_identities"))]
+
+
+def _table(header: list[str], align: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in body]
+
+
+def to_markdown(df: pd.DataFrame, title: str = "Leaderboard (test split)",
+                breakdowns: pd.DataFrame | None = None) -> str:
+    """A GitHub-flavoured markdown table of the leaderboard ("–" for undefined).
+
+    AUC and EER carry their 95 % bootstrap interval, ``0.840 [0.710, 0.950]`` (4 decimals
+    without one); ``videos / ids`` counts the videos and identities measured. When there are
+    extra test sets, a second table has one column group per set and "pooled": AUC, EER, the
+    rate at the val threshold (FAR of a real-only set, detection rate of a fake-only set, else
+    TPR / TNR), mean / median P(fake) and videos / ids. ``breakdowns``
+    (:func:`breakdown_table`) adds a per-method / per-quality table.
+    """
     lines = [f"# {title}", ""]
     if df.empty:
         return "\n".join(lines + ["No evaluated detectors.", ""])
-    cols = list(df.columns)
-    lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "|".join("---" if c in ("detector", "level", "init") else "---:" for c in cols) + "|")
+    hidden = {f"{k}_{b}" for k in CI_METRICS for b in ("lo", "hi")} | {"n_videos", "n_identities"}
+    cols = [c for c in df.columns if ":" not in c and c not in hidden]
+    header = cols[:cols.index("n_neg") + 1] + ["videos / ids"] + cols[cols.index("n_neg") + 1:]
+    body = []
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(row[c], c) for c in cols) + " |")
+        cells = []
+        for c in cols:
+            if c in CI_METRICS:
+                cells.append(_with_ci(row[c], row[f"{c}_lo"], row[f"{c}_hi"]))
+            else:
+                cells.append(_fmt(row[c], c))
+            if c == "n_neg":
+                cells.append(_counts(row["n_videos"], row["n_identities"]))
+        body.append(cells)
+    align = ["---" if c in ("detector", "level", "init") else "---:" for c in header]
+    lines += _table(header, align, body)
     lines += ["", "AUC/pAUC/tAUC/TAR: higher is better; EER: lower is better; log(wP): higher "
               "(closer to 0) is better. pauc_F: standardized partial AUC up to FAR F (McClish); "
               "tauc_F: mean TAR over FAR in [0, F]; tar_F: TAR at FAR F; logwp: DFDC-preview "
               "ln(TP / (TP + 100 FP)) at the best operating point with recall >= evaluate.recall_for_logwp "
-              "(params.yaml). Definitions: src/dfdetect/metrics.py.", ""]
+              "(params.yaml); logwp_rR: the same at the threshold chosen on val for recall >= R. "
+              "[lo, hi]: 95 % bootstrap interval resampling identities (evaluate.bootstrap draws). "
+              "accuracy/precision/recall/f1/tpr/tnr: at the threshold chosen on the val split "
+              "(evaluate.threshold_from). Definitions: src/dfdetect/metrics.py.", ""]
+    groups = [c[:-len(":auc")] for c in df.columns if c.endswith(":auc")]
+    if groups:
+        header = ["detector", "level", "in-dataset auc"]
+        for g in groups:
+            header += [f"{g} auc", f"{g} eer", f"{g} rate at val thr.", f"{g} P(fake) mean / median",
+                       f"{g} videos / ids"]
+        body = [[_fmt(row["detector"], "detector"), _fmt(row["level"], "level"),
+                 _with_ci(row["auc"], row["auc_lo"], row["auc_hi"])] +
+                [cell for g in groups for cell in _set_cells(row, g)] for _, row in df.iterrows()]
+        align = ["---", "---"] + ["---:"] * (len(header) - 2)
+        lines += ["## Cross-dataset", ""] + _table(header, align, body)
+        lines += ["", "One column group per test set of another dataset, then pooled (all their "
+                  "fakes against all their reals). Thresholds are the ones chosen on the training "
+                  "dataset's val split. A one-class set has no AUC/EER: its rate is the false-alarm "
+                  "rate (FAR, reals flagged fake) or the detection rate (det., fakes flagged).", ""]
+    if breakdowns is not None and len(breakdowns):
+        header = ["detector", "breakdown", "group", "auc", "eer", "tpr", "tnr", "n_pos", "n_neg",
+                  "videos / ids"]
+        body = [[_fmt(r["detector"], "detector"), r["breakdown"], _fmt(r["group"], "group"),
+                 _with_ci(r["auc"], r["auc_lo"], r["auc_hi"]),
+                 _with_ci(r["eer"], r["eer_lo"], r["eer_hi"]), _fmt(r["tpr"], "tpr"),
+                 _fmt(r["tnr"], "tnr"), str(r["n_pos"]), str(r["n_neg"]),
+                 _counts(r["n_videos"], r["n_identities"])] for _, r in breakdowns.iterrows()]
+        lines += ["## By method and quality (video level)", ""]
+        lines += _table(header, ["---"] * 3 + ["---:"] * 7, body)
+        lines += ["", "by_method: each method's fakes against the reals of the same qualities; "
+                  "by_quality: every video of that quality; by_method_quality: one method's fakes "
+                  "of one quality against that quality's reals. TPR/TNR at the val threshold.", ""]
     return "\n".join(lines)
 
 
