@@ -27,7 +27,7 @@ from .probe import probe_video
 
 log = logging.getLogger("dfdetect")
 
-PROBE_FIELDS = ("fps", "frames", "duration", "width", "height", "has_audio")
+PROBE_FIELDS = ("fps", "frames", "duration", "width", "height", "rotation", "has_audio")
 
 
 def _probe_item(item: tuple[str, str]) -> dict:
