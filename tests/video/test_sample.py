@@ -168,7 +168,8 @@ def _one(video, vid="v.mp4") -> pd.DataFrame:
     return pd.DataFrame({"video_id": [vid], "label": ["real"], "path": [str(video)]})
 
 
-@pytest.mark.parametrize("codec", [{"codec": "gzip", "level": 1, "shuffle": True}, {"codec": "zstd"}])
+@pytest.mark.parametrize("codec", [{"codec": "gzip", "level": 1, "shuffle": True}, {"codec": "zstd"},
+                                   None])
 def test_strategy_all_streams_with_bounded_memory(tmp_path, videos, monkeypatch, frame_number, codec):
     """A long video goes through the spill file: the worker never holds more than
     STREAM_FRAMES frames, and the shard is byte-identical to the all-in-memory path."""
@@ -176,6 +177,8 @@ def test_strategy_all_streams_with_bounded_memory(tmp_path, videos, monkeypatch,
     from dfdetect.store import ShardWriter, Spilled
 
     params = {**PARAMS, "strategy": "all", "compression": codec}
+    if codec is None:                   # no compression param: frames are stored raw
+        del params["compression"]
     held, spilled = [], []
     add, write_spilled = sample_mod._Frames.add, ShardWriter._write_spilled
 
@@ -194,7 +197,7 @@ def test_strategy_all_streams_with_bounded_memory(tmp_path, videos, monkeypatch,
     streamed = tmp_path / "streamed" / "shard-000.h5"
     sample_shard(_one(videos["gop10"]), streamed, tmp_path / "f1.csv", params, executor="serial",
                  progress=False)
-    assert spilled == [("v.mp4", 60, codec["codec"] == "gzip")]
+    assert spilled == [("v.mp4", 60, codec is None or codec["codec"] == "gzip")]
     assert 0 < max(held) <= 9                         # at most STREAM_FRAMES + 1 at once
     assert [p.name for p in streamed.parent.iterdir()] == ["shard-000.h5"]   # spill removed
 
@@ -210,6 +213,11 @@ def test_strategy_all_streams_with_bounded_memory(tmp_path, videos, monkeypatch,
     with ShardReader(streamed) as r:
         frames = r.read("v.mp4", "frame")
         assert r.frame_indices("v.mp4").tolist() == list(range(60))
+        ds = r.group("v.mp4")["frame"]
+        assert ds.chunks == (1, 64, 64, 3)
+        plist = ds.id.get_create_plist()
+        filters = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+        assert filters == {"gzip": {2, 1}, "zstd": {32015}, None: set()}[codec and codec["codec"]]
     np.testing.assert_array_equal(frames, decode_all(videos["gop10"], "opencv"))
     assert [frame_number(f) for f in frames] == list(range(60))
 

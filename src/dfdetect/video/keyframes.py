@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..failures import ItemError
-from .orientation import NONE, Orientation, from_matrix, read_display_matrix
+from .orientation import NONE, Orientation, first_frame_matrix, from_matrix, read_display_matrix
 
 log = logging.getLogger("dfdetect")
 
@@ -88,10 +88,14 @@ def probe(path: str | Path) -> VideoInfo:
         key: list[bool] = []
         discarded = 0
         error = ""
+        matrix, looking = None, 16    # packets left to find a decodable first frame
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:          # the flush packet at the end
                     continue
+                if looking:                   # display matrix: on decoded frames only
+                    decoded, matrix = first_frame_matrix(ctx, packet)
+                    looking = 0 if decoded else looking - 1
                 if getattr(packet, "is_discard", False):   # dropped by the edit list
                     discarded += 1
                     continue
@@ -106,10 +110,9 @@ def probe(path: str | Path) -> VideoInfo:
                          codec=str(ctx.name or ""), demux_error=error)
     if error:
         info.notes.append(error)
-    if pts:
-        info.orientation = display_orientation(path)
-        if info.orientation.note:
-            info.notes.append(info.orientation.note)
+    info.orientation = from_matrix(matrix)
+    if info.orientation.note:
+        info.notes.append(info.orientation.note)
     listed = info.n_frames_reported
     if listed and listed > info.n_frames + discarded:
         info.notes.append(f"header lists {listed} frames but only {info.n_frames} are present "

@@ -117,31 +117,45 @@ def matrix_from_side_data(frame) -> tuple[int, ...] | None:
     return None
 
 
-def read_display_matrix(container, stream, max_packets: int = 16) -> tuple[tuple[int, ...] | None, str]:
-    """Decode the first frame of ``stream`` (one packet, then a flush) for its display matrix.
+def first_frame_matrix(ctx, packet) -> tuple[bool, tuple[int, ...] | None]:
+    """Decode ``packet`` alone (then flush) with codec context ``ctx``: ``(decoded, matrix)``.
 
-    Returns ``(matrix or None, error text)``. The container is left positioned after the packets
-    read; callers open a fresh container for anything else.
+    ``decoded`` is False when no frame came out (the caller may try the next packet). Costs one
+    frame's decode; ``ctx`` is drained afterwards (use it for nothing else).
     """
     import av  # noqa: PLC0415
 
-    ctx = stream.codec_context
-    ctx.thread_count = 1
+    if not ctx.is_open:
+        ctx.thread_count = 1
     try:
+        frames = ctx.decode(packet) or ctx.decode(None)
+    except (av.error.FFmpegError, ValueError):
         frames = []
+    if not frames:
+        try:
+            ctx.flush_buffers()
+        except (av.error.FFmpegError, ValueError):
+            pass
+        return False, None
+    return True, matrix_from_side_data(frames[0])
+
+
+def read_display_matrix(container, stream, max_packets: int = 16) -> tuple[tuple[int, ...] | None, str]:
+    """The display matrix of ``stream``, from its first decodable frame (one of the first
+    ``max_packets`` packets). Returns ``(matrix or None, error text)``; the container is left
+    positioned after the packets read."""
+    import av  # noqa: PLC0415
+
+    try:
         for i, packet in enumerate(container.demux(stream)):
             if packet.size == 0 or i >= max_packets:
                 break
-            frames = ctx.decode(packet)
-            if frames:
-                break
-        if not frames:
-            frames = ctx.decode(None)
-    except (av.error.FFmpegError, ValueError) as err:
-        return None, f"first frame does not decode: {err}"
-    if not frames:
-        return None, "no frame decodes from the first packets"
-    return matrix_from_side_data(frames[0]), ""
+            decoded, matrix = first_frame_matrix(stream.codec_context, packet)
+            if decoded:
+                return matrix, ""
+    except av.error.FFmpegError as err:
+        return None, f"demuxing stopped: {err}"
+    return None, "no frame decodes from the first packets"
 
 
 _HEX_ROW = re.compile(r"^\s*[0-9a-fA-F]{8}:\s*(-?\d+)\s+(-?\d+)\s+(-?\d+)\s*$")

@@ -45,17 +45,17 @@ STREAM_BYTES = 64 << 20
 class _Frames:
     """Where a video's sampled frames go as they are decoded (one frame in flight at a time).
 
-    ``encode=None`` keeps raw frames (:func:`sample_video`). Otherwise each frame becomes its
-    HDF5 chunk at once (:func:`~dfdetect.store.encode_items`, or raw bytes for codecs that need
+    ``encode=False`` keeps raw frames (:func:`sample_video`). Otherwise each frame becomes its
+    HDF5 chunk for codec ``spec`` at once (:func:`~dfdetect.store.encode_items`, or raw bytes for codecs that need
     a filter plugin); past ``STREAM_FRAMES`` frames or ``STREAM_BYTES`` bytes the chunks go to a
     spill file in ``spill_dir``, so memory does not grow with the number of frames.
     """
 
-    def __init__(self, path: str, encode: Mapping | str | None | bool = None,
+    def __init__(self, path: str, encode: bool = False, spec: Mapping | str | None = None,
                  spill_dir: str | Path | None = None):
         self.path = path
-        self.encode = encode is not None and encode is not False
-        self.spec = encode if self.encode else None
+        self.encode = bool(encode)
+        self.spec = spec
         self.spill_dir = spill_dir
         self.held: dict[int, np.ndarray | bytes] = {}
         self.held_bytes = 0
@@ -199,7 +199,7 @@ def _work(row: tuple[str, str], params: Mapping, threads: int,
     Returns plain data (arrays, :class:`~dfdetect.store.Encoded` or
     :class:`~dfdetect.store.Spilled`)."""
     video_id, path = row
-    sink = _Frames(path, encode=params.get("compression"), spill_dir=spill_dir)
+    sink = _Frames(path, encode=True, spec=params.get("compression"), spill_dir=spill_dir)
     try:
         return _sample(path, params, threads, sink)
     except BaseException:
