@@ -10,6 +10,9 @@
 3. videos/s of the stage on 8 short clips, 2 workers vs 1 (one decoder thread each).
                                                                           goal: >= 1.8x
 4. peak memory (ru_maxrss) of the stage, in a fresh process, on N and 10N videos: flat.
+5. peak memory of ``strategy: all`` on a 10 s and a 60 s 1080p clip (two copies each, two
+   workers): the whole process tree's RSS (psutil, sampled every 50 ms) and the largest single
+   process (ru_maxrss of the finished tree).                         goal: 60 s / 10 s <= 1.10
 
 Clips are generated into a temporary folder with ffmpeg (testsrc2 plus temporal noise so the
 encoder works like on camera footage, or ``--source``: any real video, scaled to 720p and
@@ -152,6 +155,96 @@ def peak_rss_mb(clip: Path, n: int, tmp: Path) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
+ALL_SCRIPT = """
+import subprocess, sys, resource
+# run the stage as a child, then read the peak RSS of every process it left (main + workers)
+subprocess.run([sys.executable, "-c", sys.argv[1], *sys.argv[2:]], check=True)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(ru.ru_maxrss, ru.ru_utime + ru.ru_stime)
+"""
+
+ALL_STAGE = """
+import sys, pandas as pd
+from dfdetect.video.sample import sample_shard
+df = pd.read_csv(sys.argv[1], keep_default_na=False)
+params = {"strategy": "all", "decoder": "pyav",
+          "compression": {"codec": "gzip", "level": 1, "shuffle": True}}
+fails = sample_shard(df, sys.argv[2], sys.argv[3], params, executor="process", workers=2,
+                     progress=False)
+assert len(fails) == 0, fails.frame()
+"""
+
+
+def peak_rss_all(clip: Path, tmp: Path, copies: int = 2) -> tuple[float, float, float, float, int]:
+    """(tree peak MB, largest process MB, wall s, CPU s of the tree, frames written) of
+    ``strategy: all``."""
+    import h5py
+    import psutil
+
+    d = tmp / f"all_{clip.stem}"
+    d.mkdir(exist_ok=True)
+    paths = []
+    for i in range(copies):
+        p = d / f"copy{i}.mp4"
+        if not p.exists():
+            os.link(clip, p)
+        paths.append(p)
+    pd.DataFrame({"video_id": [p.name for p in paths], "label": "real",
+                  "path": [str(p) for p in paths]}).to_csv(d / "m.csv", index=False)
+    out = d / "o.h5"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", ALL_SCRIPT, ALL_STAGE, str(d / "m.csv"),
+                             str(out), str(d / "f.csv")], stdout=subprocess.PIPE, text=True)
+    root = psutil.Process(proc.pid)
+    tree_peak = 0
+    while proc.poll() is None:
+        total = 0
+        try:
+            for p in [root] + root.children(recursive=True):
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        tree_peak = max(tree_peak, total)
+        time.sleep(0.05)
+    seconds = time.perf_counter() - t0
+    stdout = proc.stdout.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"stage failed ({proc.returncode})")
+    with h5py.File(out, "r") as f:
+        frames = int(len(f["index/frame_index"]))
+    out.unlink()
+    maxrss, cpu = stdout.strip().splitlines()[-1].split()
+    return tree_peak / 2**20, int(maxrss) / 1024, seconds, float(cpu), frames
+
+
+def bench_all_memory(tmp: Path, seconds: list[int], size: str = "1920x1080") -> None:
+    rows = []
+    for sec in seconds:
+        clip = tmp / f"clip{sec}_{size}.mp4"
+        if not clip.exists():
+            make_clip_plain(clip, sec, size)
+        rows.append((sec,) + peak_rss_all(clip, tmp))
+    print(f"\n[5] strategy all, {size}, 2 copies, 2 workers, gzip level 1")
+    for sec, tree, big, t, cpu, n in rows:
+        print(f"  {sec:3d} s clip  ({n:5d} frames written, {t:6.1f} s wall, {cpu:6.1f} s CPU)  "
+              f"tree peak {tree:7.0f} MB   largest process {big:7.0f} MB")
+    if len(rows) >= 2:
+        (_, t0, b0, *_), (_, t1, b1, *_) = rows[0], rows[-1]
+        print(f"  ratio {rows[-1][0]} s / {rows[0][0]} s: tree {t1 / t0:.2f}x, largest process "
+              f"{b1 / b0:.2f}x  (goal <= 1.10)")
+
+
+def make_clip_plain(path: Path, seconds: float, size: str) -> Path:
+    """testsrc2 (no grain), x264 ultrafast: cheap to make at 1080p."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={size}:rate=25", "-t", str(seconds), "-an", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
 def bench_dense(clip10: Path, reps: int) -> None:
     info = probe(clip10)
     idx32 = uniform(info.n_frames, 32)
@@ -227,16 +320,20 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--keep", help="keep clips in this folder (reused when present)")
     ap.add_argument("--mem-videos", type=int, default=8, help="N for the memory check (and 10N)")
-    ap.add_argument("--parts", default="1,2,3,4", help="which measurements to run (comma list)")
+    ap.add_argument("--parts", default="1,2,3,4", help="which measurements to run (comma list; "
+                    "5: strategy-all memory, 10 s vs 60 s 1080p, run on its own)")
+    ap.add_argument("--all-seconds", default="10,60", help="clip lengths for part 5")
     args = ap.parse_args()
     parts = {int(x) for x in args.parts.split(",")}
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dfdetect-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     print(f"load before: {os.getloadavg()}  cpus: {os.cpu_count()}  clips in {tmp}")
     try:
+        if 5 in parts:
+            bench_all_memory(tmp, [int(x) for x in args.all_seconds.split(",")])
         clip10 = tmp / "clip10_720p.mp4"
         clip60 = tmp / "clip60_720p_g50.mp4"
-        if not clip10.exists():
+        if parts & {1, 2, 3, 4} and not clip10.exists():
             make_clip(clip10, 10, source=args.source)
         if 2 in parts and not clip60.exists():
             make_clip(clip60, 60, gop=50, preset="veryfast", source=args.source)

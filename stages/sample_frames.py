@@ -2,8 +2,10 @@
 
 Reads data/manifest/shard-N.csv, picks exact frame indices per video (strategy uniform |
 every_k | fps | all, spread over the whole video), decodes only what those frames need (seeks
-only where a keyframe lies between wanted frames) and writes RGB uint8 frames, one compressed
-HDF5 chunk per frame, with video attrs fps/width/height/n_frames. Videos that are missing,
+only where a keyframe lies between wanted frames) and writes RGB uint8 frames in display
+orientation (rotated phone videos turned upright), one compressed HDF5 chunk per frame, with video
+attrs fps/width/height (displayed size)/n_frames; long videos stream through the shard in bounded
+memory. Videos that are missing,
 corrupt, truncated or have zero frames go to data/failures/sample_frames/shard-N.csv; the
 stage finishes the rest. Executor settings come from the params `executor` section.
 """

@@ -335,6 +335,71 @@ class Encoded:
         return self.shape[0]
 
 
+class Spilled:
+    """An image-like field whose items lie, one after another, in a spill file (plain data).
+
+    Made by a worker that streams a long video (:class:`SpillFile`): items are appended as they
+    are decoded, so neither the worker nor the writing process ever holds the whole field.
+    ``encoded``: the items are HDF5 chunks made by :func:`encode_items` (copied as they are);
+    otherwise raw item bytes that the writer compresses. The same items give the same file
+    bytes as an :class:`Encoded` field or an array would.
+    """
+
+    __slots__ = ("shape", "dtype", "path", "offsets", "sizes", "spec", "encoded")
+
+    def __init__(self, shape: tuple, dtype, path: str, offsets: list[int], sizes: list[int],
+                 spec: Any, encoded: bool):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.path = str(path)
+        self.offsets = list(offsets)
+        self.sizes = list(sizes)
+        self.spec = spec
+        self.encoded = bool(encoded)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            for off, size in zip(self.offsets, self.sizes):
+                f.seek(off)
+                data = f.read(size)
+                if len(data) != size:
+                    raise OSError(f"{self.path}: spill file is short ({len(data)} of {size} bytes "
+                                  f"at offset {off})")
+                yield data
+
+
+class SpillFile:
+    """Append-only file of item bytes; ``take(keys)`` makes the :class:`Spilled` of those items."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._f = open(self.path, "wb")
+        self._where: dict[Any, tuple[int, int]] = {}
+        self._pos = 0
+
+    def append(self, key, data: bytes) -> None:
+        self._f.write(data)
+        self._where[key] = (self._pos, len(data))
+        self._pos += len(data)
+
+    def __contains__(self, key) -> bool:
+        return key in self._where
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+    def take(self, keys, item_shape: tuple, dtype, spec: Any, encoded: bool) -> Spilled:
+        self.close()
+        keys = list(keys)
+        return Spilled((len(keys),) + tuple(item_shape), dtype, self.path,
+                       [self._where[k][0] for k in keys], [self._where[k][1] for k in keys],
+                       spec, encoded)
+
+
 def _plain_spec(spec: Mapping[str, Any] | str | None) -> tuple[str, int, bool] | None:
     """(codec, level, shuffle) when the spec uses only HDF5's built-in gzip/shuffle, else None."""
     if spec is None or spec == "none":
@@ -438,6 +503,9 @@ class ShardWriter:
             if isinstance(arr, Encoded):
                 self._write_encoded(grp, video_id, name, arr, n)
                 continue
+            if isinstance(arr, Spilled):
+                self._write_spilled(grp, video_id, name, arr, n)
+                continue
             arr = np.asarray(arr)
             if arr.shape[:1] != (n,):
                 raise ValueError(f"{video_id}: field {name} has {arr.shape[:1]} rows, expected {n}")
@@ -465,6 +533,21 @@ class ShardWriter:
         zeros = (0,) * (len(enc.shape) - 1)
         for i, chunk in enumerate(enc.chunks):
             ds.id.write_direct_chunk((i,) + zeros, chunk)
+
+    def _write_spilled(self, grp, video_id: str, name: str, sp: Spilled, n: int) -> None:
+        """One item at a time from the spill file: memory is one chunk, whatever ``n``."""
+        if sp.shape[:1] != (n,):
+            raise ValueError(f"{video_id}: field {name} has {sp.shape[:1]} rows, expected {n}")
+        kwargs: dict = {"track_times": False, "chunks": (1,) + sp.shape[1:]}
+        spec = sp.spec if sp.encoded else self.compression.get(name, self.default_compression)
+        kwargs.update(compression_kwargs(spec))
+        ds = grp.create_dataset(name, shape=sp.shape, dtype=sp.dtype, **kwargs)
+        zeros = (0,) * (len(sp.shape) - 1)
+        for i, data in enumerate(sp.iter_bytes()):
+            if sp.encoded:
+                ds.id.write_direct_chunk((i,) + zeros, data)
+            else:
+                ds[i] = np.frombuffer(data, dtype=sp.dtype).reshape(sp.shape[1:])
 
     def __exit__(self, exc_type, exc, tb):
         assert self._file is not None and self._ctx is not None

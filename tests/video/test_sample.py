@@ -161,3 +161,110 @@ def test_stage_help():
     for flag in ("--shard", "--strategy", "--num_frames", "--every_k", "--fps", "--max_side",
                  "--compression.codec", "--backend", "--workers"):
         assert flag in out
+
+
+# ----------------------------------------------------------------------------- streaming
+def _one(video, vid="v.mp4") -> pd.DataFrame:
+    return pd.DataFrame({"video_id": [vid], "label": ["real"], "path": [str(video)]})
+
+
+@pytest.mark.parametrize("codec", [{"codec": "gzip", "level": 1, "shuffle": True}, {"codec": "zstd"},
+                                   None])
+def test_strategy_all_streams_with_bounded_memory(tmp_path, videos, monkeypatch, frame_number, codec):
+    """A long video goes through the spill file: the worker never holds more than
+    STREAM_FRAMES frames, and the shard is byte-identical to the all-in-memory path."""
+    import dfdetect.video.sample as sample_mod
+    from dfdetect.store import ShardWriter, Spilled
+
+    params = {**PARAMS, "strategy": "all", "compression": codec}
+    if codec is None:                   # no compression param: frames are stored raw
+        del params["compression"]
+    held, spilled = [], []
+    add, write_spilled = sample_mod._Frames.add, ShardWriter._write_spilled
+
+    def spy_add(self, i, frame):
+        add(self, i, frame)
+        held.append(len(self.held))
+
+    def spy_write(self, grp, video_id, name, sp, n):
+        assert isinstance(sp, Spilled)
+        spilled.append((video_id, n, sp.encoded))
+        return write_spilled(self, grp, video_id, name, sp, n)
+
+    monkeypatch.setattr(sample_mod._Frames, "add", spy_add)
+    monkeypatch.setattr(ShardWriter, "_write_spilled", spy_write)
+    monkeypatch.setattr(sample_mod, "STREAM_FRAMES", 8)
+    streamed = tmp_path / "streamed" / "shard-000.h5"
+    sample_shard(_one(videos["gop10"]), streamed, tmp_path / "f1.csv", params, executor="serial",
+                 progress=False)
+    assert spilled == [("v.mp4", 60, codec is None or codec["codec"] == "gzip")]
+    assert 0 < max(held) <= 9                         # at most STREAM_FRAMES + 1 at once
+    assert [p.name for p in streamed.parent.iterdir()] == ["shard-000.h5"]   # spill removed
+
+    monkeypatch.setattr(sample_mod, "STREAM_FRAMES", 10 ** 9)
+    held.clear()
+    inline = tmp_path / "inline" / "shard-000.h5"
+    sample_shard(_one(videos["gop10"]), inline, tmp_path / "f2.csv", params, executor="serial",
+                 progress=False)
+    assert max(held) == 60 and len(spilled) == 1      # this time all in memory
+    assert streamed.read_bytes() == inline.read_bytes()
+
+    # a reference computed another way: every frame decoded by the other library
+    with ShardReader(streamed) as r:
+        frames = r.read("v.mp4", "frame")
+        assert r.frame_indices("v.mp4").tolist() == list(range(60))
+        ds = r.group("v.mp4")["frame"]
+        assert ds.chunks == (1, 64, 64, 3)
+        plist = ds.id.get_create_plist()
+        filters = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+        assert filters == {"gzip": {2, 1}, "zstd": {32015}, None: set()}[codec and codec["codec"]]
+    np.testing.assert_array_equal(frames, decode_all(videos["gop10"], "opencv"))
+    assert [frame_number(f) for f in frames] == list(range(60))
+
+
+def test_streamed_shard_is_the_same_for_any_executor(tmp_path, videos):
+    """Workers (default STREAM_FRAMES) spill the 60-frame videos; the truncated one is
+    re-sampled from what decodes; bytes equal the serial run's."""
+    manifest = _manifest(tmp_path, videos)
+    params = {**PARAMS, "strategy": "all"}
+    a, b = tmp_path / "a" / "shard-000.h5", tmp_path / "b" / "shard-000.h5"
+    sample_shard(manifest, a, tmp_path / "fa.csv", params, executor="serial", progress=False)
+    sample_shard(manifest, b, tmp_path / "fb.csv", params, executor="process", workers=2,
+                 progress=False)
+    assert a.read_bytes() == b.read_bytes()
+    assert [p.name for p in b.parent.iterdir()] == ["shard-000.h5"]
+    with ShardReader(a) as r:
+        np.testing.assert_array_equal(r.read("fake/a.mp4", "frame"),
+                                      decode_all(videos["fast"], "opencv"))
+        n = r.video_attrs("fake/cut.mp4")["n_frames"]
+        assert r.frame_indices("fake/cut.mp4").tolist() == list(range(n))
+
+
+def test_frame_size_change_is_a_clear_error_and_leaves_no_spill(tmp_path, monkeypatch):
+    """A raw H.264 stream whose resolution changes mid-way: the video is a failure naming the
+    file and the reason; its partial spill file is removed; the other video is written."""
+    import dfdetect.video.sample as sample_mod
+
+    parts = []
+    for size, n in (("64x64", 12), ("48x32", 6)):
+        p = tmp_path / f"part{size}.h264"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size={size}:rate=25", "-frames:v", str(n), "-c:v", "libx264",
+                        "-pix_fmt", "yuv420p", "-threads", "1", str(p)], check=True)
+        parts.append(p.read_bytes())
+    bad = tmp_path / "changes.h264"
+    bad.write_bytes(b"".join(parts))
+    good = tmp_path / "good.h264"
+    good.write_bytes(parts[0])
+    df = pd.DataFrame({"video_id": ["bad.h264", "good.h264"], "label": "real",
+                       "path": [str(bad), str(good)]})
+    monkeypatch.setattr(sample_mod, "STREAM_FRAMES", 4)
+    out, fail = tmp_path / "out" / "shard-000.h5", tmp_path / "fail.csv"
+    sample_shard(df, out, fail, {**PARAMS, "strategy": "all"}, executor="serial", progress=False)
+    reasons = pd.read_csv(fail).set_index("video_id")["reason"].to_dict()
+    assert "frame size changes mid-video" in reasons["bad.h264"]
+    assert str(bad) in reasons["bad.h264"] or \
+        pd.read_csv(fail).set_index("video_id").loc["bad.h264", "path"] == str(bad)
+    with ShardReader(out) as r:
+        assert r.videos() == ["good.h264"] and len(r.frame_indices("good.h264")) == 12
+    assert [p.name for p in out.parent.iterdir()] == ["shard-000.h5"]

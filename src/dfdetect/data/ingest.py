@@ -62,7 +62,7 @@ PARAMS = _cfg.Section({
 # the ingest section's (stages/ingest.py --set NAME)
 TEST_SETS = _cfg.Map(PARAMS, what="test set")
 
-PROBE_FIELDS = ("fps", "frames", "duration", "width", "height", "has_audio")
+PROBE_FIELDS = ("fps", "frames", "duration", "width", "height", "rotation", "has_audio")
 USES = USES_
 
 

@@ -29,7 +29,8 @@ COLUMNS = {
     "frames": int,
     "duration": float,
     "width": int,
-    "height": int,
+    "height": int,       # displayed size (display matrix applied)
+    "rotation": int,     # display rotation, counter-clockwise degrees (0, 90, -90, 180)
     "has_audio": bool,
 }
 #: columns a manifest may carry beyond COLUMNS (kept, after them, by :func:`normalise`)
@@ -50,7 +51,7 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     defaults = {"path": "", "dataset": "", "method": "", "quality": "", "split": "",
                 "identity": "", "source_id": "", "fps": np.nan, "frames": -1,
-                "duration": np.nan, "width": -1, "height": -1, "has_audio": False}
+                "duration": np.nan, "width": -1, "height": -1, "rotation": 0, "has_audio": False}
     for col, default in defaults.items():
         if col not in df.columns:
             df[col] = default

@@ -6,6 +6,9 @@ this rejects unreadable or corrupt files with libav's own message, finds zero-fr
 video-less files, and tells whether there is audio. Video
 properties then come from OpenCV (container header, no full decode) and frame 0 is decoded
 once, so a file that opens but cannot be decoded is caught here and not three stages later.
+``width``/``height`` are the displayed size: a phone video whose display matrix rotates it by
+90 degrees (``rotation``, counter-clockwise degrees as ffprobe reports it) has them swapped with
+respect to the coded size (:mod:`dfdetect.video.orientation`; OpenCV's auto-rotation is off).
 Every expected problem (missing, empty, unreadable, corrupt, zero-frame file) raises
 :class:`~dfdetect.failures.ItemError` with a reason, and ingest records it with the file's path
 and goes on. Without PyAV and ffprobe, OpenCV alone is used and ``has_audio`` is False.
@@ -22,6 +25,7 @@ import subprocess
 from pathlib import Path
 
 from ..failures import ItemError
+from ..video.orientation import NONE, Orientation, from_matrix, parse_ffprobe_matrix, read_display_matrix
 
 log = logging.getLogger("dfdetect")
 
@@ -41,10 +45,15 @@ def _av_streams(path: str | Path) -> list[dict] | None:
         return None
     try:
         with av.open(str(path)) as container:
-            return [{"index": st.index, "codec_type": st.type,
-                     "codec_name": getattr(st.codec_context, "name", "") or "",
-                     "nb_frames": str(int(st.frames or 0)) if st.frames else ""}
-                    for st in container.streams]
+            streams = [{"index": st.index, "codec_type": st.type,
+                        "codec_name": getattr(st.codec_context, "name", "") or "",
+                        "nb_frames": str(int(st.frames or 0)) if st.frames else ""}
+                       for st in container.streams]
+            if container.streams.video:
+                video = container.streams.video[0]
+                matrix, _ = read_display_matrix(container, video)
+                streams[video.index]["displaymatrix"] = matrix
+            return streams
     except av.error.FFmpegError as err:
         detail = getattr(err, "strerror", None) or str(err)
         raise ItemError(f"unreadable or corrupt video (libav: {detail})", path=str(path)) from err
@@ -64,7 +73,8 @@ def ffprobe_streams(path: str | Path) -> list[dict] | None:
     exe = shutil.which("ffprobe")
     if exe is None:
         return None
-    cmd = [exe, "-v", "error", "-show_entries", "stream=index,codec_type,codec_name,nb_frames",
+    cmd = [exe, "-v", "error", "-show_entries",
+           "stream=index,codec_type,codec_name,nb_frames:stream_side_data=displaymatrix",
            "-of", "json", str(path)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFPROBE_TIMEOUT_S,
@@ -76,9 +86,21 @@ def ffprobe_streams(path: str | Path) -> list[dict] | None:
         detail = msg[-1].split(": ", 1)[-1] if msg else f"exit status {proc.returncode}"
         raise ItemError(f"unreadable or corrupt video (ffprobe: {detail})", path=str(path))
     try:
-        return list(json.loads(proc.stdout or "{}").get("streams", []))
+        streams = list(json.loads(proc.stdout or "{}").get("streams", []))
     except json.JSONDecodeError as err:
         raise ItemError(f"ffprobe returned invalid JSON: {err}", path=str(path)) from err
+    for st in streams:
+        for sd in st.pop("side_data_list", None) or []:
+            if "displaymatrix" in sd:
+                st["displaymatrix"] = parse_ffprobe_matrix(sd["displaymatrix"])
+    return streams
+
+
+def _orientation_from_angle(cw_degrees: float) -> Orientation:
+    """OpenCV's CAP_PROP_ORIENTATION_META (clockwise degrees; no mirror information)."""
+    k = int(round(float(cw_degrees or 0) / 90.0)) % 4
+    return (NONE, Orientation(transpose=True, flip_cols=True), Orientation(flip_rows=True, flip_cols=True),
+            Orientation(transpose=True, flip_rows=True))[k]
 
 
 def has_audio_stream(path: str | Path) -> bool:
@@ -100,7 +122,8 @@ def _warn_no_ffprobe() -> None:
 
 
 def probe_video(path: str | Path, audio: bool = True) -> dict:
-    """``{"fps", "frames", "duration", "width", "height", "has_audio"}`` of one video file.
+    """``{"fps", "frames", "duration", "width", "height", "rotation", "has_audio"}`` of one
+    video file (``width``/``height`` as displayed, ``rotation`` from its display matrix).
 
     ``audio=False`` skips the stream listing (OpenCV only; ``has_audio`` is then False).
     """
@@ -124,6 +147,7 @@ def probe_video(path: str | Path, audio: bool = True) -> dict:
             raise ItemError("video has no frames (zero-frame file)", path=str(path))
     elif audio:
         _warn_no_ffprobe()
+    orient = from_matrix(video[0].get("displaymatrix")) if streams is not None else None
     cv2 = _cv2()
     cap = cv2.VideoCapture(str(path))
     try:
@@ -131,6 +155,9 @@ def probe_video(path: str | Path, audio: bool = True) -> dict:
             codec = video[0].get("codec_name", "?") if streams is not None else "?"
             raise ItemError(f"cannot open video ({size} bytes, codec {codec}): corrupt file or "
                             "unsupported container", path=str(path))
+        if orient is None:          # neither PyAV nor ffprobe: OpenCV's angle
+            orient = _orientation_from_angle(cap.get(cv2.CAP_PROP_ORIENTATION_META))
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)       # coded sizes and pixels below
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         frames = int(round(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
@@ -152,6 +179,7 @@ def probe_video(path: str | Path, audio: bool = True) -> dict:
         cap.release()
     if not math.isfinite(fps) or fps <= 0:
         raise ItemError("video reports no frame rate (fps <= 0)", path=str(path))
+    width, height = orient.display_size(width, height)
     return {"fps": fps, "frames": frames, "duration": frames / fps, "width": width,
-            "height": height,
+            "height": height, "rotation": int(orient.rotation),
             "has_audio": bool(streams) and any(st.get("codec_type") == "audio" for st in streams)}

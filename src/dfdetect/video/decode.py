@@ -16,7 +16,10 @@ inside one GOP never seeks, sparse sampling across many GOPs decodes one partial
 
 Positions are exact: keyframes and the pts of every frame come from demuxing
 (:mod:`.keyframes`), a decoded frame's index is found from its pts, and a seek that lands
-after its target (broken index) is retried from an earlier keyframe. Frames are RGB uint8.
+after its target (broken index) is retried from an earlier keyframe. Frames are RGB uint8, in
+display orientation: the container's display matrix (rotated phone videos) is applied to the
+pixels exactly, identically for both decoders (:mod:`.orientation`; OpenCV's own
+auto-rotation is switched off). :func:`iter_frames` yields frames one at a time.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -82,15 +85,15 @@ class ReadResult:
 
 
 # ----------------------------------------------------------------------------- PyAV
-def _read_pyav(path: str, wanted: list[int], info: VideoInfo, threads: int, max_side: int,
-               seek: bool = True) -> ReadResult:
+def _iter_pyav(path: str, wanted: list[int], info: VideoInfo, threads: int, max_side: int,
+               seek: bool, res: ReadResult) -> Iterator[tuple[int, np.ndarray]]:
     import av  # noqa: PLC0415
 
     from .keyframes import _open  # noqa: PLC0415
 
-    res = ReadResult()
     if not wanted:
-        return res
+        return
+    orient = info.orientation
     use_pts = info.pts is not None
     index_of = {int(p): i for i, p in enumerate(info.pts)} if use_pts else {}
     keyframes = info.keyframes if (use_pts and seek) else np.zeros(1, dtype=np.int64)
@@ -153,7 +156,7 @@ def _read_pyav(path: str, wanted: list[int], info: VideoInfo, threads: int, max_
                 if i < t:
                     continue
                 if i == t:
-                    res.frames[t] = resize_max_side(f.to_ndarray(format="rgb24"), max_side)
+                    yield t, resize_max_side(orient.apply(f.to_ndarray(format="rgb24")), max_side)
                     break
                 # overshoot: the seek landed after t (index and stream disagree)
                 j = int(np.searchsorted(keyframes, t, side="right")) - 1 - tries - 1
@@ -166,19 +169,27 @@ def _read_pyav(path: str, wanted: list[int], info: VideoInfo, threads: int, max_
                 break
             if res.end is not None:
                 break
-    return res
 
 
 # ----------------------------------------------------------------------------- OpenCV
-def _read_opencv(path: str, wanted: list[int], info: VideoInfo, threads: int, max_side: int,
-                 seek: bool = True) -> ReadResult:
-    res = ReadResult()
-    if not wanted:
-        return res
+def _open_cv(path: str, threads: int = 0):
+    """cv2.VideoCapture with OpenCV's own auto-rotation off: we apply the display matrix
+    ourselves (mirrors included, which OpenCV ignores), the same way for both decoders."""
     params = [cv2.CAP_PROP_N_THREADS, int(threads)] if threads else []
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
+    if cap.isOpened():
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    return cap
+
+
+def _iter_opencv(path: str, wanted: list[int], info: VideoInfo, threads: int, max_side: int,
+                 seek: bool, res: ReadResult) -> Iterator[tuple[int, np.ndarray]]:
+    if not wanted:
+        return
+    cap = _open_cv(path, threads)
     if not cap.isOpened():
         raise ItemError("OpenCV cannot open the video", path=str(path))
+    orient = info.orientation
     keyframes = info.keyframes if seek else np.zeros(1, dtype=np.int64)
     try:
         pos = 0
@@ -201,10 +212,30 @@ def _read_opencv(path: str, wanted: list[int], info: VideoInfo, threads: int, ma
             if not ok or bgr is None:
                 res.errors.append(f"frame {t}: retrieve failed")
                 continue
-            res.frames[t] = resize_max_side(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), max_side)
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield t, resize_max_side(orient.apply(rgb), max_side)
     finally:
         cap.release()
-    return res
+
+
+def iter_frames(path: str | Path, indices: Iterable[int], info: VideoInfo | None = None,
+                decoder: str = "pyav", threads: int = 0, max_side: int = 0, seek: bool = True,
+                result: ReadResult | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for the frames ``indices`` of ``path``, in ascending order,
+    one at a time (memory does not grow with the number of frames).
+
+    Frames are shown as a player shows them (display matrix applied, :mod:`.orientation`).
+    ``result`` (a :class:`ReadResult`) receives ``end``/``seeks``/``decoded``/``errors`` as
+    decoding goes; its ``frames`` stay empty.
+    """
+    info = info or probe(path)
+    res = result if result is not None else ReadResult()
+    wanted = sorted({int(i) for i in indices if 0 <= int(i) < max(info.n_frames, 0)})
+    if decoder == "pyav":
+        return _iter_pyav(str(path), wanted, info, threads, max_side, seek, res)
+    if decoder == "opencv":
+        return _iter_opencv(str(path), wanted, info, threads, max_side, seek, res)
+    raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
 
 
 def read_frames(path: str | Path, indices: Iterable[int], info: VideoInfo | None = None,
@@ -216,17 +247,19 @@ def read_frames(path: str | Path, indices: Iterable[int], info: VideoInfo | None
     Frames that cannot be decoded are absent from ``result.frames``; ``result.end`` tells where
     the decodable part of the video ended when the stream stopped before a wanted frame.
     """
-    info = info or probe(path)
-    wanted = sorted({int(i) for i in indices if 0 <= int(i) < max(info.n_frames, 0)})
-    if decoder == "pyav":
-        return _read_pyav(str(path), wanted, info, threads, max_side, seek)
-    if decoder == "opencv":
-        return _read_opencv(str(path), wanted, info, threads, max_side, seek)
-    raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
+    res = ReadResult()
+    for i, frame in iter_frames(path, indices, info=info, decoder=decoder, threads=threads,
+                                max_side=max_side, seek=seek, result=res):
+        res.frames[i] = frame
+    return res
 
 
 def decode_all(path: str | Path, decoder: str = "pyav", threads: int = 0) -> np.ndarray:
-    """Every frame of ``path`` by a plain sequential decode (the reference for exactness tests)."""
+    """Every frame of ``path`` by a plain sequential decode (the reference for exactness tests),
+    with the display matrix applied as :func:`read_frames` does."""
+    from .keyframes import display_orientation  # noqa: PLC0415
+
+    orient = display_orientation(path)
     out = []
     if decoder == "pyav":
         import av  # noqa: PLC0415
@@ -235,14 +268,14 @@ def decode_all(path: str | Path, decoder: str = "pyav", threads: int = 0) -> np.
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = int(threads)
-            out = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            out = [orient.apply(f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
     elif decoder == "opencv":
-        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        cap = _open_cv(str(path))
         while True:
             ok, bgr = cap.read()
             if not ok:
                 break
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            out.append(orient.apply(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
         cap.release()
     else:
         raise ValueError(f"unknown decoder {decoder!r}")

@@ -8,6 +8,9 @@ about 30 ms) where decoding it costs seconds. The packets give, exactly:
 - the presentation timestamp of every frame, so frame ``i`` (the i-th frame a full decode
   outputs) has the i-th smallest pts, which makes seeking by timestamp exact;
 - which frames are keyframes, i.e. where a seek lands and decoding can restart.
+
+The display orientation (rotation/mirror matrix of phone videos, :mod:`.orientation`) is the one
+thing demuxing does not give with PyAV: the first packet is decoded once to read it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..failures import ItemError
+from .orientation import NONE, Orientation, first_frame_matrix, from_matrix, read_display_matrix
 
 log = logging.getLogger("dfdetect")
 
@@ -38,6 +42,15 @@ class VideoInfo:
     codec: str = ""
     demux_error: str = ""           # why demuxing stopped early ("" when it reached the end)
     notes: list[str] = field(default_factory=list)
+    orientation: Orientation = NONE  # display matrix; width/height above are the coded size
+
+    @property
+    def display_width(self) -> int:
+        return self.orientation.display_size(self.width, self.height)[0]
+
+    @property
+    def display_height(self) -> int:
+        return self.orientation.display_size(self.width, self.height)[1]
 
     @property
     def seekable(self) -> bool:
@@ -75,10 +88,14 @@ def probe(path: str | Path) -> VideoInfo:
         key: list[bool] = []
         discarded = 0
         error = ""
+        matrix, looking = None, 16    # packets left to find a decodable first frame
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:          # the flush packet at the end
                     continue
+                if looking:                   # display matrix: on decoded frames only
+                    decoded, matrix = first_frame_matrix(ctx, packet)
+                    looking = 0 if decoded else looking - 1
                 if getattr(packet, "is_discard", False):   # dropped by the edit list
                     discarded += 1
                     continue
@@ -93,6 +110,9 @@ def probe(path: str | Path) -> VideoInfo:
                          codec=str(ctx.name or ""), demux_error=error)
     if error:
         info.notes.append(error)
+    info.orientation = from_matrix(matrix)
+    if info.orientation.note:
+        info.notes.append(info.orientation.note)
     listed = info.n_frames_reported
     if listed and listed > info.n_frames + discarded:
         info.notes.append(f"header lists {listed} frames but only {info.n_frames} are present "
@@ -111,3 +131,11 @@ def probe(path: str | Path) -> VideoInfo:
         kpos = np.concatenate([[0], kpos])
     info.keyframes = kpos.astype(np.int64)
     return info
+
+
+def display_orientation(path: str | Path) -> Orientation:
+    """The display :class:`~.orientation.Orientation` of the first video stream of ``path``
+    (identity when there is no display matrix or the first frame does not decode)."""
+    with _open(path) as container:
+        matrix, _err = read_display_matrix(container, container.streams.video[0])
+    return from_matrix(matrix)
