@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -141,3 +142,34 @@ def test_param_change_reruns_only_downstream(project):
     others = [s for s in ran if s.startswith(("train@", "evaluate@")) and not s.endswith("@" + name)]
     assert not others, others
     assert "up to date" in _run(dvc + ["status"], dst, env).stdout.lower()
+
+
+def test_cross_dataset_sets(project):
+    """The default test set is scored by every video detector; adding a real-only set runs only
+    its own branch, never refits the Saab trees or MST++, and gives one-class statistics and a
+    pooled column group."""
+    dst, env, dvc, *_ = project
+    lock = yaml.safe_load((dst / "dvc.lock").read_text())["stages"]
+    dets = [s.split("@", 1)[1].rsplit("-", 1)[0] for s in lock if s.startswith("evaluate_set@")]
+    assert {"resnet50", "defakehop", "hyperfake"} <= set(dets), dets
+    for det in dets:
+        m = json.loads((dst / "metrics" / "sets" / "demo_unseen" / f"{det}.json").read_text())
+        assert m["test"]["video"]["n_videos"] > 0 and m["thresholds"].get("given")
+    fitted = {p: p.read_bytes() for d in ("models/saab", "models/mst")
+              for p in sorted((dst / d).rglob("*")) if p.is_file()}
+    assert fitted
+    p = yaml.safe_load((dst / "params.yaml").read_text())
+    p["test_sets"]["unseen_reals"] = {"layout": "generic", "root": "data/demo_unseen/real",
+                                      "label": "real", "identity_from": "folder", "use": "all"}
+    (dst / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    out = _run(dvc + ["repro"], dst, env).stdout
+    ran = sorted({line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")})
+    assert ran and all("unseen_reals" in s or s == "report" for s in ran), ran
+    assert {p: p.read_bytes() for p in fitted} == fitted
+    for det in dets:
+        v = json.loads((dst / "metrics" / "sets" / "unseen_reals" / f"{det}.json").read_text())["test"]["video"]
+        assert v["auc"] is None and v["n_pos"] == 0 and v["n_neg"] > 0
+        assert 0.0 <= v["flag_rate"] <= 1.0 and v["mean_score"] is not None
+    board = pd.read_csv(dst / "metrics" / "leaderboard.csv")
+    assert {"demo_unseen:auc", "unseen_reals:flag_rate", "pooled:auc"} <= set(board.columns), list(board.columns)
+    assert "unseen_reals" in (dst / "metrics" / "leaderboard.md").read_text()
