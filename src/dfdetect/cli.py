@@ -26,7 +26,7 @@ def _predict(args: argparse.Namespace) -> int:
     if not models.is_dir():
         print(f"dfdetect predict: models folder {models} not found", file=sys.stderr)
         return 2
-    params_path = Path(args.params) if args.params else models.resolve().parent / "params.yaml"
+    params_path = Path(args.params) if args.params else models.parent / "params.yaml"
     if args.params and not params_path.is_file():
         print(f"dfdetect predict: params file {params_path} not found", file=sys.stderr)
         return 2

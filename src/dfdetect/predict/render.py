@@ -73,8 +73,7 @@ def timeline_png(report: dict, path: str | Path) -> Path:
     else:
         edges = np.array([times[0] - 0.5, times[0] + 0.5])
     edges = np.maximum(edges, 0.0) if edges[0] < 0 and times[0] >= 0 else edges
-    cmap = matplotlib.colormaps[CMAP].copy()
-    cmap.set_bad("#bdbdbd")
+    cmap = matplotlib.colormaps[CMAP].with_extremes(bad="#bdbdbd")
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.1), dpi=100)
     mesh = ax.pcolormesh(edges, np.arange(len(labels) + 1), np.ma.masked_invalid(values), cmap=cmap,
                          vmin=0.0, vmax=1.0, shading="flat")

@@ -181,7 +181,7 @@ def predict(paths: Sequence[str | Path], models: str | Path = "models", out: str
     t0 = time.perf_counter()
     models = Path(models)
     out = Path(out)
-    root = Path(dag_root) if dag_root is not None else models.resolve().parent
+    root = Path(dag_root) if dag_root is not None else models.parent
     metrics_dir = Path(metrics_dir) if metrics_dir is not None else root / "metrics"
     if params is None:
         params = load_params(root / "params.yaml")
@@ -242,13 +242,17 @@ def predict(paths: Sequence[str | Path], models: str | Path = "models", out: str
     all_failures: list[dict] = list(run_fail.rows)
     bar = tqdm(total=len(videos), desc="predict", unit="video", disable=not progress,
                dynamic_ncols=True, mininterval=0.5)
+
+    def say(msg: str) -> None:   # a line above the progress bar
+        with tqdm.external_write_mode(file=sys.stderr):
+            echo(msg)
     try:
         for start in range(0, len(videos), int(chunk_size)):
             chunk = videos[start:start + int(chunk_size)]
             fails = Failures("predict")
             manifest = probe_manifest(chunk, fails, executor=executor, workers=workers)
             for row in fails.rows:
-                bar.write(f"predict: {row['path']}: {row['reason']}")
+                say(f"predict: {row['path']}: {row['reason']}")
             with tempfile.TemporaryDirectory(prefix="dfdetect-predict-") as tmp:
                 sources = pre.run(manifest, Path(tmp), fails) if len(manifest) else {}
                 scores = _score_chunk(scoring, manifest, sources, seed, fails)
@@ -275,7 +279,7 @@ def predict(paths: Sequence[str | Path], models: str | Path = "models", out: str
                     if report["status"] == "failed":
                         result.failed += 1
                         reasons = "; ".join(f["reason"] for f in report["failures"]) or "not scored"
-                        bar.write(f"predict: {path}: FAILED: {reasons}")
+                        say(f"predict: {path}: FAILED: {reasons}")
                     else:
                         result.scored += 1
                     bar.update(1)
