@@ -53,14 +53,23 @@ def video_frames(seed: int, fake: bool, n: int = 25, size: int = 200) -> np.ndar
     return np.stack(frames)
 
 
-def make_video(path: Path, seed: int, fake: bool, speech: str | None = None, voice: str = "en-us") -> Path:
+def no_face_frames(n: int = 25, size: int = 200) -> np.ndarray:
+    """A moving colour gradient: a video in which there is no face to find."""
+    y, x = np.mgrid[0:size, 0:size]
+    return np.stack([np.stack([(x + 4 * t) % 256, (y + 2 * t) % 256, np.full_like(x, 128)], -1)
+                     for t in range(n)]).astype(np.uint8)
+
+
+def make_video(path: Path, seed: int, fake: bool, speech: str | None = None, voice: str = "en-us",
+               frames: np.ndarray | None = None) -> Path:
     from dfdetect.data.demo.audio import speak
     from dfdetect.data.demo.encode import encode_video
 
     wav = None
     if speech:
         wav = speak(speech, voice, 1.0, path.with_suffix(".wav"))
-    encode_video(video_frames(seed, fake), 25, "c23", path, audio_wav=wav, preset="ultrafast")
+    encode_video(video_frames(seed, fake) if frames is None else frames, 25, "c23", path, audio_wav=wav,
+                 preset="ultrafast")
     if wav is not None:
         Path(wav).unlink()
     return path

@@ -37,6 +37,7 @@ H = _helpers()
 pytestmark = pytest.mark.slow
 DETECTORS = {"efficientnet_b0", "defakehop", "dada_late"}
 GOOD = ["new/real_10.mp4", "new/fake_11.mp4", "new/silent_12.mp4"]
+NO_FACE = "new/noface_13.mp4"
 CORRUPT = "new/broken.mp4"
 
 
@@ -52,6 +53,7 @@ def dag(tmp_path_factory):
     for name in ("real_10.mp4", "fake_11.mp4"):
         shutil.copy(root / "videos" / name, new / name)
     H.make_video(new / "silent_12.mp4", seed=12, fake=False, speech=None)
+    H.make_video(new / "noface_13.mp4", seed=13, fake=False, speech=H.SENTENCES[0], frames=H.no_face_frames())
     H.corrupt_copy(root / "videos" / "real_00.mp4", new / "broken.mp4")
     return root
 
@@ -102,7 +104,7 @@ def test_predict_writes_json_png_html_with_every_detector(cli_run):
     assert silent["detectors"]["dada_late"] == {**silent["detectors"]["dada_late"],
                                                 "status": "no score", "reason": "no audio track"}
     page = (out / "index.html").read_text()
-    for vid in GOOD + [CORRUPT]:
+    for vid in GOOD + [NO_FACE, CORRUPT]:
         assert vid in page
     assert page.count("data:image/png;base64,") >= 3 * (1 + 4)         # timeline + 4 faces each
     assert "http://" not in page and "https://" not in page             # self-contained
@@ -121,7 +123,25 @@ def test_corrupt_file_is_reported_and_the_rest_scored(cli_run):
     assert len(row) == 1 and row["path"].iloc[0] == "new/broken.mp4"
     assert "corrupt" in row["reason"].iloc[0]
     assert "new/broken.mp4" in proc.stderr and "FAILED" in proc.stderr
-    assert "4 videos, 3 scored, 1 failed" in proc.stdout
+    assert "5 videos, 4 scored, 1 failed" in proc.stdout
+
+
+def test_video_without_a_face(cli_run):
+    """No face in any frame: the face detectors say so, the audio detector still scores it."""
+    _, out = cli_run
+    rep = _report(out, NO_FACE)
+    assert rep["faces_found"] == 0 and rep["frames_without_face"] == rep["frames_sampled"] == [0, 8, 16, 24]
+    for name in ("efficientnet_b0", "defakehop"):
+        e = rep["detectors"][name]
+        assert e["status"] == "no score" and e["reason"] == "no face found in the 4 sampled frames"
+    assert rep["detectors"]["dada_late"]["status"] == "scored" and rep["status"] == "scored"
+    assert any(f["stage"] == "align_faces" and "no face in any of its 4 frames" in f["reason"]
+               for f in rep["failures"])
+    assert rep["fusion"]["dada_late"]["score"] is None
+    assert "no score from" in rep["fusion"]["dada_late"]["reason"]
+    # the failures table names the video file, not predict's temporary shards
+    fails = pd.read_csv(out / "failures.csv", keep_default_na=False)
+    assert set(fails.loc[fails["video_id"] == NO_FACE, "path"]) == {"new/noface_13.mp4"}
 
 
 def test_predict_gives_the_dags_own_scores(cli_run, dag):
@@ -187,10 +207,10 @@ def test_same_inputs_same_bytes_in_any_chunk_size(cli_run, dag, tmp_path, monkey
     res = predict(["new"], models=Path("models"), out=tmp_path / "again", chunk_size=16,
                   params=load_params("params.yaml"), executor="serial", progress=False,
                   echo=lambda m: None)
-    assert res.videos == 4 and res.scored == 3 and res.failed == 1
+    assert res.videos == 5 and res.scored == 4 and res.failed == 1
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted(p.name for p in (tmp_path / "again").iterdir())
-    assert len(files) == 4 + 3 + 2                     # 4 JSON, 3 timelines, the page, failures
+    assert len(files) == 5 + 4 + 2                     # 5 JSON, 4 timelines, the page, failures
     for name in files:
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
 

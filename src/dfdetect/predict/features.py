@@ -173,12 +173,10 @@ class Preprocessor:
         if "frames" in steps:
             from ..video.sample import sample_shard  # noqa: PLC0415
 
-            params = {k: v for k, v in self.section("sample_frames").items()}
-            sources["frames"] = shard_path(workdir / "frames", 0)
-            sample_shard(manifest, sources["frames"], fail_dir / "sample_frames.csv", params,
-                         progress=False, **ex)
+            sources["frames"] = workdir / "frames"
+            sample_shard(manifest, shard_path(sources["frames"], 0), fail_dir / "sample_frames.csv",
+                         self.section("sample_frames"), progress=False, **ex)
             collect(fail_dir / "sample_frames.csv")
-            sources["frames"] = sources["frames"].parent
         if "faces" in steps:
             from ..faces.stage import run_align_faces  # noqa: PLC0415
 
