@@ -93,6 +93,7 @@ def test_predict_writes_json_png_html_with_every_detector(cli_run):
             assert e["verdict"] == ("fake" if e["video_score"] >= e["threshold"] else "real")
             assert e["threshold_source"].startswith("evaluate")
         assert set(rep["models"]) == DETECTORS and "init" in rep["models"]["efficientnet_b0"]["init"]
+        assert "torch" in rep["versions"] and set(rep["preprocessing"]) == {"saab", "whisper"}
         png = imread(out / rep["timeline"])
         assert png.ndim == 3 and png.shape[0] > 50 and png.shape[1] > 300
         assert float(png[..., :3].std()) > 0.05                         # not a blank picture
@@ -110,6 +111,9 @@ def test_predict_writes_json_png_html_with_every_detector(cli_run):
     assert "http://" not in page and "https://" not in page             # self-contained
     assert "the team won" in page.lower()                               # transcript on the page
     assert "videos/s" in proc.stderr + proc.stdout
+    run = json.loads((out / "run.json").read_text())
+    assert set(run["detectors"]) == DETECTORS and run["fusion"]["dada_late"]["status"] == "fitted"
+    assert (run["videos"], run["scored"], run["failed"]) == (5, 4, 1)
 
 
 def test_corrupt_file_is_reported_and_the_rest_scored(cli_run):
@@ -210,7 +214,7 @@ def test_same_inputs_same_bytes_in_any_chunk_size(cli_run, dag, tmp_path, monkey
     assert res.videos == 5 and res.scored == 4 and res.failed == 1
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted(p.name for p in (tmp_path / "again").iterdir())
-    assert len(files) == 5 + 4 + 2                     # 5 JSON, 4 timelines, the page, failures
+    assert len(files) == 5 + 4 + 3         # 5 JSON, 4 timelines, the page, failures, run.json
     for name in files:
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
 
@@ -296,3 +300,22 @@ def test_page_renders_in_headless_chromium(cli_run, tmp_path):
     # the timeline colours (RdYlGn) are on screen: some clearly red or green pixels
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     assert (((r - g) > 0.3) | ((g - r) > 0.3)).sum() > 500
+
+
+def test_console_script_is_declared(capsys):
+    """pyproject's ``dfdetect`` script names a function that runs ``predict`` (the installed
+    entry point itself exists only after ``pip install -e .``)."""
+    import importlib
+    import tomllib
+
+    from dfdetect import cli
+
+    spec = tomllib.loads((H.REPO / "pyproject.toml").read_text())["project"]["scripts"]["dfdetect"]
+    module, _, func = spec.partition(":")
+    main = getattr(importlib.import_module(module), func)
+    assert main is cli.main
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--help"])
+    assert stop.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--models" in help_text and "--detectors" in help_text and "--out" in help_text

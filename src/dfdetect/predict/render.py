@@ -18,8 +18,6 @@ import base64
 import html
 import os
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 CMAP = "RdYlGn_r"
@@ -210,7 +208,3 @@ class HtmlPage:
         except Exception:  # noqa: BLE001
             pass
 
-
-def report_verdicts(report: dict) -> dict[str, Any]:
-    """``{detector: verdict}`` of a video report (scored detectors only)."""
-    return {k: e["verdict"] for k, e in (report.get("detectors") or {}).items() if e.get("status") == "scored"}

@@ -9,8 +9,10 @@
    (:mod:`.features`) and scores each trained detector (``models/<name>/config.json``) with
    ``load`` + ``score(DetectorData(manifest, sources=temp paths), "test")``;
 3. writes, per video, ``<name>.json`` (video and frame scores with timestamps, faces found,
-   frames without a face, failures, the detectors' init and versions) and
-   ``<name>.timeline.png``, then one ``index.html`` for the run and ``failures.csv``.
+   frames without a face, failures, the detectors' init and config hashes, the fitted
+   transforms' hashes and the package versions) and ``<name>.timeline.png``, then one
+   ``index.html`` for the run, ``failures.csv`` and ``run.json`` (detectors, skipped ones with
+   the reason, fusion weights, params, versions, counts).
 
 Nothing under the DAG's ``data/``, ``models/`` or ``metrics/`` is written. Every output is
 written atomically, and the same videos, models and params give byte-identical files (no
@@ -288,6 +290,8 @@ def predict(paths: Sequence[str | Path], models: str | Path = "models", out: str
         bar.close()
     result.seconds = time.perf_counter() - t0
     result.html = page.close()
+    write_json_atomic(out / "run.json", {**run_info, "videos": result.videos, "scored": result.scored,
+                                         "failed": result.failed})
     cols = ["video_id", "stage", "frame_index", "path", "reason"]
     fdf = pd.DataFrame(all_failures, columns=cols).sort_values(cols[:4] + ["reason"], kind="stable")
     result.failures = out / "failures.csv"
@@ -419,6 +423,8 @@ def _video_report(vid: str, path: Path, row: pd.DataFrame, detectors: list[Loade
     report["failures"] = failures
     report["models"] = {k: {"init": v["init"], "config_sha256": v["config_sha256"]}
                         for k, v in run_info["detectors"].items()}
+    report["preprocessing"] = run_info["preprocessing"]
+    report["versions"] = run_info["versions"]
     report["status"] = "scored" if any(e.get("status") == "scored" for e in dets.values()) else "failed"
     return report
 
