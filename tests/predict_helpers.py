@@ -4,8 +4,9 @@ preprocessing into data/, three small detectors fitted and evaluated like train@
 Videos: scikit-image's astronaut photo (a real face), 200 x 200, 1 s at 25 fps with a seeded
 drift; fakes have the face blurred and re-sharpened (a resampling artefact); every video has an
 espeak-ng sentence as its AAC track. Detectors: efficientnet_b0 (faces, 32 px, 1 epoch),
-defakehop (Saab features of the fitted PixelHop transforms) and dada_late (frozen MiniLM text
-branch + LFCC audio branch). No MST++ weights: hyperfake cannot be used (and is not trained).
+defakehop (Saab features of the fitted PixelHop transforms), hyperfake (32 px cubes of a seeded,
+untrained MST++: the weights only have to exist for the pipeline) and dada_late (frozen MiniLM
+text branch + LFCC audio branch).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ TINY_PARAMS = {
     "sample_frames": {"num_frames": 4, "threads": 1},
     "align_faces": {"fallback": "", "coarse_side": 0},
     "saab": {"fit_max_images": 200, "max_channels": 4, "executor": {"backend": "serial", "workers": 1}},
+    "hyperspectral": {"size": 32, "batch_size": 8, "device": "cpu"},
     "executor": {"backend": "serial", "workers": 1},
 }
 
@@ -84,8 +86,9 @@ def write_params(root: Path) -> dict:
 
 
 def build_dag(root: Path) -> dict:
-    """``root`` with params.yaml, data/ (manifest, frames, faces, saab, audio, transcripts,
-    scores), models/ (efficientnet_b0, defakehop, dada_late, saab) and metrics/<name>.json."""
+    """``root`` with params.yaml, data/ (manifest, frames, faces, saab, hsi, audio, transcripts,
+    scores), models/ (efficientnet_b0, defakehop, hyperfake, dada_late, saab, mst) and
+    metrics/<name>.json."""
     from dfdetect.audio.model import AudioModel
     from dfdetect.data.manifest import normalise, write_manifest
     from dfdetect.detectors.base import DetectorData, create
@@ -114,12 +117,20 @@ def build_dag(root: Path) -> dict:
     manifest = normalise(manifest)
     data_dir = root / "data"
     write_manifest(manifest, data_dir / "manifest.csv")
-    pre = Preprocessor(params, root / "models", ["frames", "faces", "audio", "transcripts"],
+    import torch
+
+    from dfdetect.spectral import mst
+
+    torch.manual_seed(params["seed"])
+    (root / "models" / "mst").mkdir(parents=True)
+    mst.save_weights(mst.build(params["hyperspectral"]["variant"]), root / "models" / "mst" /
+                     f"mst_{params['hyperspectral']['variant']}.pt")
+    pre = Preprocessor(params, root / "models", ["frames", "faces", "hsi", "audio", "transcripts"],
                        executor="serial", workers=1)
     assert not pre.unavailable, pre.unavailable
     work = root / "work"
     sources = pre.run(manifest, work, fails)
-    for name in ("frames", "faces", "audio"):
+    for name in ("frames", "faces", "hsi", "audio"):
         shutil.copytree(sources[name], data_dir / name)
     shutil.copy(sources["transcripts"], data_dir / "transcripts.jsonl")
     shutil.rmtree(work)
@@ -152,9 +163,12 @@ def build_dag(root: Path) -> dict:
         "defakehop": {"n_folds": 2, "neighbours": 1, "nthread": 1,
                       "channel_xgb": {"max_depth": 1, "n_estimators": 5, "learning_rate": 0.3},
                       "final_xgb": {"max_depth": 2, "n_estimators": 5, "learning_rate": 0.3}},
+        "hyperfake": {"epochs": 1, "batch_size": 4, "eval_batch_size": 8, "pretrained": "none",
+                      "max_train_frames": 0, "max_val_frames": 0, "num_threads": 1, "device": "cpu"},
         "dada_late": {"alpha": 0.5},
     }
-    sources = {"faces": data_dir / "faces", "saab": data_dir / "saab", "audio": data_dir / "audio",
+    sources = {"faces": data_dir / "faces", "saab": data_dir / "saab", "hsi": data_dir / "hsi",
+               "audio": data_dir / "audio",
                "transcripts": data_dir / "transcripts.jsonl", "dada_text": root / "models" / "dada_text",
                "dada_audio": root / "models" / "dada_audio"}
     for name, p in detectors.items():

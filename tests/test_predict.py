@@ -1,10 +1,10 @@
 """``dfdetect predict`` on new videos, against a tiny trained DAG built in a module fixture.
 
 The fixture (tests/predict_helpers.py) makes 12 labelled videos (a real face, speech track),
-runs the DAG's preprocessing library functions into data/, fits efficientnet_b0, defakehop and
-dada_late and evaluates them like train@/evaluate@. The tests then run predict on a folder of
-new files (two of the DAG's test videos, one video without sound, one corrupt file) and check
-what the README's "Score your own videos" section promises.
+runs the DAG's preprocessing library functions into data/, fits efficientnet_b0, defakehop,
+hyperfake and dada_late and evaluates them like train@/evaluate@. The tests then run predict
+on a folder of new files (two of the DAG's test videos, one without sound, one without a face,
+one corrupt file) and check what the README's "Score your own videos" section promises.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _helpers():
 H = _helpers()
 
 pytestmark = pytest.mark.slow
-DETECTORS = {"efficientnet_b0", "defakehop", "dada_late"}
+DETECTORS = {"efficientnet_b0", "defakehop", "hyperfake", "dada_late"}
+VIDEO_DETECTORS = ["defakehop", "efficientnet_b0", "hyperfake"]
 GOOD = ["new/real_10.mp4", "new/fake_11.mp4", "new/silent_12.mp4"]
 NO_FACE = "new/noface_13.mp4"
 CORRUPT = "new/broken.mp4"
@@ -84,7 +85,7 @@ def test_predict_writes_json_png_html_with_every_detector(cli_run):
         fps = rep["video"]["fps"]
         assert rep["frames_sampled"] == [0, 8, 16, 24] and rep["faces_found"] == 4
         assert rep["frames_without_face"] == []
-        for name in ("efficientnet_b0", "defakehop"):
+        for name in VIDEO_DETECTORS:
             e = rep["detectors"][name]
             assert e["status"] == "scored" and 0.0 <= e["video_score"] <= 1.0
             assert [f["frame_index"] for f in e["frame_scores"]] == [0, 8, 16, 24]
@@ -93,7 +94,7 @@ def test_predict_writes_json_png_html_with_every_detector(cli_run):
             assert e["verdict"] == ("fake" if e["video_score"] >= e["threshold"] else "real")
             assert e["threshold_source"].startswith("evaluate")
         assert set(rep["models"]) == DETECTORS and "init" in rep["models"]["efficientnet_b0"]["init"]
-        assert "torch" in rep["versions"] and set(rep["preprocessing"]) == {"saab", "whisper"}
+        assert "torch" in rep["versions"] and set(rep["preprocessing"]) == {"saab", "mst", "whisper"}
         png = imread(out / rep["timeline"])
         assert png.ndim == 3 and png.shape[0] > 50 and png.shape[1] > 300
         assert float(png[..., :3].std()) > 0.05                         # not a blank picture
@@ -135,7 +136,7 @@ def test_video_without_a_face(cli_run):
     _, out = cli_run
     rep = _report(out, NO_FACE)
     assert rep["faces_found"] == 0 and rep["frames_without_face"] == rep["frames_sampled"] == [0, 8, 16, 24]
-    for name in ("efficientnet_b0", "defakehop"):
+    for name in VIDEO_DETECTORS:
         e = rep["detectors"][name]
         assert e["status"] == "no score" and e["reason"] == "no face found in the 4 sampled frames"
     assert rep["detectors"]["dada_late"]["status"] == "scored" and rep["status"] == "scored"
@@ -152,7 +153,7 @@ def test_predict_gives_the_dags_own_scores(cli_run, dag):
     """Same preprocessing as the DAG: a DAG test video scored by predict gets the scores that
     evaluate wrote for it."""
     _, out = cli_run
-    for name in ("efficientnet_b0", "defakehop"):
+    for name in VIDEO_DETECTORS:
         dag_scores = pd.read_csv(dag / "data" / "scores" / f"{name}.csv", keep_default_na=False)
         for file in ("real_10.mp4", "fake_11.mp4"):
             want = dag_scores[(dag_scores["video_id"] == f"videos/{file}")].sort_values("frame_index")
@@ -165,7 +166,7 @@ def test_fusion_is_fitted_on_the_val_split_and_applied(cli_run):
     _, out = cli_run
     rep = _report(out, "new/fake_11.mp4")
     f = rep["fusion"]["dada_late"]
-    assert f["video_detectors"] == ["defakehop", "efficientnet_b0"]
+    assert f["video_detectors"] == VIDEO_DETECTORS
     v = np.mean([rep["detectors"][n]["video_score"] for n in f["video_detectors"]])
     a = rep["detectors"]["dada_late"]["video_score"]
     assert f["inputs"] == {"video": pytest.approx(v, abs=1e-6), "audio": pytest.approx(a, abs=1e-6)}
@@ -226,30 +227,30 @@ def test_detector_selection_and_skips(dag, tmp_path):
 
     names, skipped = trained_detectors(dag / "models")
     assert sorted(names) == sorted(DETECTORS) and skipped == {}       # dada_text/saab: not detectors
-    names, skipped = trained_detectors(dag / "models", ["defakehop", "hyperfake", "nope"])
+    names, skipped = trained_detectors(dag / "models", ["defakehop", "resnet50", "nope"])
     assert names == ["defakehop"]
-    assert "not trained" in skipped["hyperfake"] and "unknown detector" in skipped["nope"]
+    assert "not trained" in skipped["resnet50"] and "unknown detector" in skipped["nope"]
     # an input that cannot be made is a reason, never a silent drop
     pre = Preprocessor(load_params(dag / "params.yaml"), tmp_path / "no-models", ["frames", "faces", "hsi", "saab"])
     assert "no MST++ weights" in pre.blocked(["hsi"]) and "Saab" in pre.blocked(["saab"])
     assert pre.blocked(["faces"]) is None
     lines = []
     res = predict([dag / "new" / "real_10.mp4"], models=dag / "models", out=tmp_path / "one",
-                  detectors=["efficientnet_b0", "hyperfake"], params=load_params(dag / "params.yaml"),
+                  detectors=["efficientnet_b0", "resnet50"], params=load_params(dag / "params.yaml"),
                   executor="serial", progress=False, echo=lines.append)
-    assert res.scored == 1 and "not trained" in res.skipped["hyperfake"]
+    assert res.scored == 1 and "not trained" in res.skipped["resnet50"]
     rep = json.loads((tmp_path / "one" / "real_10.mp4.json").read_text())
-    assert set(rep["detectors"]) == {"efficientnet_b0"} and "hyperfake" in rep["skipped_detectors"]
-    assert any("hyperfake skipped" in m for m in lines)
+    assert set(rep["detectors"]) == {"efficientnet_b0"} and "resnet50" in rep["skipped_detectors"]
+    assert any("resnet50 skipped" in m for m in lines)
     with pytest.raises(ValueError, match="no usable trained detector"):
-        predict([dag / "new"], models=dag / "models", out=tmp_path / "none", detectors=["hyperfake"],
+        predict([dag / "new"], models=dag / "models", out=tmp_path / "none", detectors=["resnet50"],
                 params={}, progress=False, echo=lines.append)
 
 
 def test_cli_bad_arguments(dag, tmp_path):
     proc = H.run_cli(["predict", "new", "--models", str(tmp_path / "missing")], cwd=dag)
     assert proc.returncode == 2 and "models folder" in proc.stderr
-    proc = H.run_cli(["predict", "new", "--detectors", "hyperfake", "--out", str(tmp_path / "o")], cwd=dag)
+    proc = H.run_cli(["predict", "new", "--detectors", "resnet50", "--out", str(tmp_path / "o")], cwd=dag)
     assert proc.returncode == 2 and "no usable trained detector" in proc.stderr
     assert not (tmp_path / "o" / "index.html").exists()
 
