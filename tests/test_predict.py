@@ -61,7 +61,8 @@ def dag(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cli_run(dag):
-    """`python -m dfdetect.cli predict new --models models --out out --chunk-size 2`, as the README."""
+    """`python -m dfdetect.cli predict new --models models --out out --chunk-size 2 --executor
+    serial`: the README's command."""
     proc = H.run_cli(["predict", "new", "--models", "models", "--out", "out", "--chunk-size", "2",
                       "--executor", "serial"], cwd=dag)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -235,13 +236,17 @@ def test_detector_selection_and_skips(dag, tmp_path):
     assert "no MST++ weights" in pre.blocked(["hsi"]) and "Saab" in pre.blocked(["saab"])
     assert pre.blocked(["faces"]) is None
     lines = []
-    res = predict([dag / "new" / "real_10.mp4"], models=dag / "models", out=tmp_path / "one",
+    res = predict([dag / "new" / "real_10.mp4", tmp_path / "gone.mp4"], models=dag / "models", out=tmp_path / "one",
                   detectors=["efficientnet_b0", "resnet50"], params=load_params(dag / "params.yaml"),
                   executor="serial", progress=False, echo=lines.append)
     assert res.scored == 1 and "not trained" in res.skipped["resnet50"]
     rep = json.loads((tmp_path / "one" / "real_10.mp4.json").read_text())
     assert set(rep["detectors"]) == {"efficientnet_b0"} and "resnet50" in rep["skipped_detectors"]
     assert any("resnet50 skipped" in m for m in lines)
+    # a path that does not exist: a line and a failures row; the rest is scored
+    assert f"predict: {tmp_path / 'gone.mp4'}: file not found" in lines
+    fails = pd.read_csv(tmp_path / "one" / "failures.csv", keep_default_na=False)
+    assert fails.loc[fails["video_id"] == str(tmp_path / "gone.mp4"), "reason"].tolist() == ["file not found"]
     with pytest.raises(ValueError, match="no usable trained detector"):
         predict([dag / "new"], models=dag / "models", out=tmp_path / "none", detectors=["resnet50"],
                 params={}, progress=False, echo=lines.append)

@@ -266,15 +266,22 @@ def collect_videos(paths, failures: Failures) -> list[tuple[str, Path]]:
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
             if not found:
                 failures.add(str(raw), f"folder has no video file ({', '.join(VIDEO_EXTENSIONS)})",
-                             path=str(p))
+                             path=str(p), warn=False)
             base = p.resolve().name or "videos"
             for f in found:
                 add(f"{base}/{f.relative_to(p).as_posix()}", f)
         elif p.exists():
             add(p.name, p)
         else:
-            failures.add(str(raw), "file not found", path=str(p))
+            failures.add(str(raw), "file not found", path=str(p), warn=False)
     return out
+
+
+def _probe(item: tuple[str, str]) -> dict:
+    """Worker of the probe map (top level, so that process executors can pickle it)."""
+    from ..data.probe import probe_video  # noqa: PLC0415
+
+    return probe_video(item[1])
 
 
 def probe_manifest(videos: list[tuple[str, Path]], failures: Failures, executor: str = "process",
@@ -283,17 +290,17 @@ def probe_manifest(videos: list[tuple[str, Path]], failures: Failures, executor:
 
     The label column is required by the manifest format; new videos have no label, so it is
     ``real`` for all and never read (scoring does not use it). Unreadable files are failures."""
-    from ..data.ingest import PROBE_FIELDS, _probe_item  # noqa: PLC0415
+    from ..data.ingest import PROBE_FIELDS  # noqa: PLC0415
     from ..data.manifest import empty_manifest, normalise  # noqa: PLC0415
     from ..parallel import imap  # noqa: PLC0415
 
     rows = []
     items = [(vid, str(path)) for vid, path in videos]
-    for (vid, path), result, error in imap(_probe_item, items, executor=executor, workers=workers,
+    for (vid, path), result, error in imap(_probe, items, executor=executor, workers=workers,
                                            desc="probe", progress=False):
         if error is not None:
             reason = error.reason if isinstance(error, ItemError) else f"{type(error).__name__}: {error}"
-            failures.add(vid, reason, path=path)
+            failures.add(vid, reason, path=path, warn=False)   # predict prints its own line
             continue
         rows.append({"video_id": vid, "path": path, "dataset": "predict", "label": "real",
                      "split": "test", **{f: result[f] for f in PROBE_FIELDS}})

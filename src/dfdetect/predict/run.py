@@ -253,8 +253,6 @@ def predict(paths: Sequence[str | Path], models: str | Path = "models", out: str
             chunk = videos[start:start + int(chunk_size)]
             fails = Failures("predict")
             manifest = probe_manifest(chunk, fails, executor=executor, workers=workers)
-            for row in fails.rows:
-                say(f"predict: {row['path']}: {row['reason']}")
             with tempfile.TemporaryDirectory(prefix="dfdetect-predict-") as tmp:
                 sources = pre.run(manifest, Path(tmp), fails) if len(manifest) else {}
                 scores = _score_chunk(scoring, manifest, sources, seed, fails)
