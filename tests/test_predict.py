@@ -258,6 +258,10 @@ def test_cli_bad_arguments(dag, tmp_path):
     proc = H.run_cli(["predict", "new", "--detectors", "resnet50", "--out", str(tmp_path / "o")], cwd=dag)
     assert proc.returncode == 2 and "no usable trained detector" in proc.stderr
     assert not (tmp_path / "o" / "index.html").exists()
+    proc = H.run_cli(["predict", "new", "--params", str(tmp_path / "none.yaml")], cwd=dag)
+    assert proc.returncode == 2 and "none.yaml not found" in proc.stderr
+    proc = H.run_cli(["predict", "new", "--chunk-size", "0", "--out", str(tmp_path / "o")], cwd=dag)
+    assert proc.returncode == 2 and "chunk_size must be >= 1" in proc.stderr
 
 
 def test_threshold_from_evaluate_else_default(tmp_path):

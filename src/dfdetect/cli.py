@@ -27,8 +27,8 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"dfdetect predict: models folder {models} not found", file=sys.stderr)
         return 2
     params_path = Path(args.params) if args.params else models.parent / "params.yaml"
-    if args.params and not params_path.is_file():
-        print(f"dfdetect predict: params file {params_path} not found", file=sys.stderr)
+    if not params_path.is_file():   # the DAG's params decide the features: never guess them
+        print(f"dfdetect predict: params file {params_path} not found (give --params)", file=sys.stderr)
         return 2
     params = load_params(params_path)
     names = [n.strip() for n in args.detectors.split(",") if n.strip()] if args.detectors else None

@@ -186,6 +186,8 @@ def predict(paths: Sequence[str | Path], models: str | Path = "models", out: str
     root = Path(dag_root) if dag_root is not None else models.parent
     metrics_dir = Path(metrics_dir) if metrics_dir is not None else root / "metrics"
     if params is None:
+        if not (root / "params.yaml").is_file():
+            raise ValueError(f"{root / 'params.yaml'} not found: the DAG's params decide the features")
         params = load_params(root / "params.yaml")
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
