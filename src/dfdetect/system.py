@@ -21,6 +21,7 @@ PROGRAMS: dict[str, str] = {
     "ffprobe": "ffmpeg",
     "espeak-ng": "espeak-ng",
     "sox": "sox",
+    "chromium": "chromium",   # headless check of predict's HTML page (tests/test_predict.py)
 }
 
 # data files and folders read from the system (the audio and text demos)
