@@ -4,7 +4,8 @@ numpy, OpenBLAS, OpenCV (and the Intel IPP inside it), torch's ATen kernels, one
 their kernels at run time from the CPU they find. Kernels of different widths round differently
 (FMA contraction, reduction order, SVML/AVX-512 transcendental functions, oneDNN's AMX/VNNI
 convolutions), so the same inputs give different bytes on an AVX-512 machine and an AVX2 one.
-Measured on one AVX-512 machine by forcing lower levels in one process (README, "Determinism"):
+Measured on one AVX-512 machine by forcing lower levels in one process (README, "Determinism
+across machines"):
 
 - numpy's AVX-512 loops change float64 exp, log, arctan, log1p, expm1, cbrt, power;
 - OpenBLAS' SkylakeX kernels change matmul, dot and eigh against its Haswell kernels;
@@ -19,8 +20,10 @@ those libraries are imported (``stages/common.py`` calls :func:`pin_cpu` at impo
 anything imports numpy); worker processes inherit it. IPP is switched off rather than pinned: its
 dispatcher and code are closed, and OpenCV's own kernels are then the only ones used.
 
-Not covered (documented in the README): x264 and ffmpeg pick their assembly at run time too, but
-their output was identical from SSSE3 to AVX-512; dlib is compiled for AVX (no run-time choice).
+Not pinned (README): x264, the ffmpeg program and PyAV's FFmpeg pick their assembly at run time
+too, but gave the same bytes with AVX-512 on and off; dlib is compiled for AVX (no run-time
+choice). Not fixed by the pin: torch's results also depend on its thread count (``threads`` /
+``num_threads`` params; 0 means the core count).
 """
 
 from __future__ import annotations
