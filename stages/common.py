@@ -12,6 +12,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# ---- CPU dispatch pin (determinism) -------------------------------------------------------
+# Before any stage imports numpy/cv2/torch: pin their kernels to one x86-64 level (AVX2+FMA3) so
+# cached outputs are byte-identical across CPUs (dfdetect.determinism; README "Determinism").
+# DFDETECT_PIN_CPU=0 runs with each library's native dispatch instead.
+from dfdetect.determinism import pin_cpu  # noqa: E402
+
+CPU_PINS = pin_cpu()
+# ---- end of the CPU dispatch pin -----------------------------------------------------------
+
 MANIFEST = Path("data/manifest.csv")
 MANIFEST_SHARDS = Path("data/manifest")
 AUDIO_MANIFEST = Path("data/audio_manifest.csv")

@@ -1,0 +1,138 @@
+"""The CPU dispatch pin (dfdetect.determinism, applied by stages/common.py) makes the expensive
+caches' kernels give the same bytes whatever instruction sets the machine has.
+
+One slice of every expensive cache runs in subprocesses that import ``stages/common.py`` first,
+as every stage does: demo rendering (an upscaled LFW face: OpenCV resize/GaussianBlur, IPP),
+x264 encoding, face alignment (dlib + warpAffine), numpy transcendental functions and BLAS
+(Saab), an MST++ forward (torch: ATen, oneDNN, MKL). The run on this machine's native features
+must equal a run that emulates an AVX2-only machine; on an AVX-512 machine the same slice
+without the pin must differ (so the slice does exercise the dispatch the pin fixes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfdetect import determinism
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SLICE = r"""
+import hashlib, json, os, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import common  # noqa: F401  (pins the CPU dispatch before numpy/cv2/torch are imported)
+import numpy as np
+out = {}
+def h(a):
+    if isinstance(a, Path):
+        a = a.read_bytes()
+    return hashlib.md5(np.ascontiguousarray(a).tobytes() if isinstance(a, np.ndarray) else a).hexdigest()
+from dfdetect.data.demo import faces, motion, encode
+from dfdetect.data.demo.build import _rng
+p = faces.lfw_face(1, 256)
+out["lfw_face"] = h(p.image)
+clip = motion.render_portrait(p, _rng(7, "real:lfw-001/clip0"), 6, 25.0, 256, "clip0")
+out["render"] = h(clip.frames)
+tmp = Path(tempfile.mkdtemp())
+encode.encode_video(clip.frames, 25.0, "c23", tmp / "v.mp4")
+out["x264"] = h(tmp / "v.mp4")
+from dfdetect.faces.align import align_face
+out["align"] = h(np.stack([align_face(f, lm, 112, 0.3)[0] for f, lm in zip(clip.frames[:2], clip.landmarks[:2])]))
+x = np.linspace(0.05, 20.0, 20001)
+out["numpy_math"] = h(np.stack([np.exp(-x), np.log(x), np.arctan(x), np.log1p(x), np.cbrt(x), x ** 1.3]))
+rng = np.random.default_rng(3)
+a = rng.standard_normal((400, 75))
+cov = a.T @ a
+out["blas"] = h(np.linalg.eigh(cov)[1] @ a.T)
+import torch
+from dfdetect.spectral import mst
+torch.manual_seed(0)
+net = mst.build("smsa").eval()
+with torch.no_grad():
+    out["mst"] = h(net(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))).numpy())
+from dfdetect import determinism
+out["_describe"] = determinism.describe()
+print(json.dumps(out))
+"""
+
+# what the libraries would pick on a machine without AVX-512 (x86-64-v3), forced here with
+# each library's own knob; x264 needs none (same bytes from SSSE3 to AVX-512, see README)
+AVX2_MACHINE = {
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    "OPENCV_CPU_DISABLE": "AVX512F,AVX512-COMMON,AVX512-SKX",
+    "OPENCV_IPP": "avx2",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+}
+
+
+def _clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in determinism._PINS and k not in AVX2_MACHINE and k != determinism.SWITCH}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env.update(OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def _run(env: dict) -> dict:
+    run = subprocess.run([sys.executable, "-c", SLICE, str(ROOT / "stages")], env=env,
+                         capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _has_avx512() -> bool:
+    try:
+        return " avx512f " in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def _has_avx2() -> bool:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx2 " in text and " fma " in text
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="the pin is x86-64-v3 (AVX2+FMA3); this CPU lacks it")
+def test_expensive_cache_slice_is_identical_across_isa_levels():
+    native = _run(_clean_env())
+    avx2 = _run(_clean_env(**AVX2_MACHINE))
+    d_native, d_avx2 = native.pop("_describe"), avx2.pop("_describe")
+    assert native == avx2, {k: (native[k], avx2[k]) for k in native if native[k] != avx2.get(k)}
+    assert d_native["pinned"] and d_avx2["pinned"], (d_native, d_avx2)
+    assert d_native["torch"] == "AVX2" and d_native["opencv_ipp"] == "off", d_native
+    if _has_avx512():
+        # the same slice without the pin on this AVX-512 machine: numpy, OpenBLAS, IPP and torch
+        # each choose other kernels, and the bytes differ (the test would catch a lost pin)
+        unpinned = _run(_clean_env(**{determinism.SWITCH: "0"}))
+        described = unpinned.pop("_describe")
+        assert not described["pinned"]
+        differ = sorted(k for k in native if unpinned[k] != native[k])
+        assert {"numpy_math", "blas", "mst", "lfw_face"} <= set(differ), differ
+
+
+def test_cpu_env_merges_and_respects_the_switch():
+    env = {"NPY_DISABLE_CPU_FEATURES": "AVX512F", "OPENCV_CPU_DISABLE": "AVX2", "OPENCV_IPP": "avx2"}
+    add = determinism.cpu_env(env)
+    assert add["NPY_DISABLE_CPU_FEATURES"].split()[0] == "AVX512F"        # user's list kept first
+    assert "X86_V4" in add["NPY_DISABLE_CPU_FEATURES"].split()
+    assert add["OPENCV_CPU_DISABLE"].split(",")[:2] == ["AVX2", "AVX512F"]
+    assert add["OPENCV_IPP"] == "disabled" and add["ATEN_CPU_CAPABILITY"] == "avx2"
+    env.update(add)
+    assert determinism.cpu_env(env) == {} and determinism.pinned(env)
+    off = {determinism.SWITCH: "0"}
+    assert determinism.pin_cpu(off) == {} and off == {determinism.SWITCH: "0"}
+    on: dict = {}
+    assert determinism.pin_cpu(on) == determinism.cpu_env({}) and determinism.pinned(on)
