@@ -21,16 +21,15 @@ import threading
 import time
 from pathlib import Path
 
+import distributed  # noqa: F401  (installed with the project: missing is a failure, not a skip)
 import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("distributed")
-
-from dfdetect.faces.stage import run_align_faces  # noqa: E402
-from dfdetect.servers import DaskCluster  # noqa: E402
-from dfdetect.store import ShardReader  # noqa: E402
-from dfdetect.video.sample import sample_shard  # noqa: E402
+from dfdetect.faces.stage import run_align_faces
+from dfdetect.servers import DaskCluster
+from dfdetect.store import ShardReader
+from dfdetect.video.sample import sample_shard
 
 REPO = Path(__file__).resolve().parents[1]
 N_VIDEOS = 6

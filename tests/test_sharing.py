@@ -29,12 +29,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dvc_ssh  # noqa: F401  (installed with the project: missing is a failure, not a skip)
 import pytest
 import yaml
 
-pytest.importorskip("dvc_ssh")
-
-from dfdetect.servers import ServerError, SSHServer  # noqa: E402
+from dfdetect.servers import ServerError, SSHServer
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.pipeline
