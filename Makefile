@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dfdetect-installed
 # Debian packages: exactly dfdetect.system.packages() (tests/test_system_deps.py checks both ways)
-APT_PACKAGES := asterisk-core-sounds-en asterisk-core-sounds-en-wav chromium espeak-ng ffmpeg fortunes fortunes-min pocketsphinx-testdata sox
+APT_PACKAGES := asterisk-core-sounds-en asterisk-core-sounds-en-wav chromium espeak-ng ffmpeg fortunes fortunes-min openssh-client openssh-server pocketsphinx-testdata sox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 

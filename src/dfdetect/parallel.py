@@ -4,9 +4,11 @@ Backends (``executor`` param of each sharded stage):
 
 - ``serial``: in this process (debugging, profiling, tests);
 - ``process``: local worker processes (joblib's loky backend);
-- any other joblib backend registered in the environment, which is how an existing
-  distributed engine is used: ``dask`` (``from dask.distributed import Client; Client(...)``
-  registers it) or ``ray`` (``ray.util.joblib.register_ray()``). See README, "Scaling out".
+- ``dask``: Dask distributed (joblib's dask backend). With ``address`` the map connects to that
+  scheduler (``tcp://host:8786``) and disconnects at the end; without one it starts a local
+  cluster of ``workers`` single-threaded worker processes and closes it at the end; a client
+  already set up in this process is used as it is. A worker that dies mid-map loses only its
+  task, which the scheduler runs again elsewhere. See README, "Scaling out".
 
 Results stream back in order (``return_as="generator"``), so the caller writes each one to the
 shard as it arrives and memory stays flat as the dataset grows. Worker functions must return
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import contextlib
 import os
 import signal
 import sys
@@ -118,22 +121,34 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _connect(executor: str, address: str | None) -> None:
-    """Attach this process to a running distributed engine so joblib can use it."""
-    if executor == "dask":
-        from dask.distributed import Client, default_client  # noqa: PLC0415
+@contextlib.contextmanager
+def _connect(executor: str, address: str | None, workers: int) -> Iterator[str | None]:
+    """Attach this process to the engine joblib's ``executor`` backend runs on, for one map;
+    yields the ``backend`` argument of ``joblib.Parallel``.
 
+    Dask: a client already set up in this process is used and left open; else one connects to
+    ``address``, or to a LocalCluster started here with ``workers`` processes; both are closed
+    when the map ends (finished, failed or abandoned)."""
+    if executor != "dask":
+        yield executor
+        return
+    from dask.distributed import Client, LocalCluster, default_client  # noqa: PLC0415
+    from joblib import parallel_config  # noqa: PLC0415
+
+    with contextlib.ExitStack() as stack:
         try:
             default_client()
         except ValueError:
-            Client(address) if address else Client(processes=True)
-    elif executor == "ray":
-        import ray  # noqa: PLC0415
-        from ray.util.joblib import register_ray  # noqa: PLC0415
-
-        if not ray.is_initialized():
-            ray.init(address=address or None)
-        register_ray()
+            if address:
+                stack.enter_context(Client(address))
+            else:
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"))
+                stack.enter_context(Client(cluster))
+        # joblib's dask backend is registered by parallel_config and must come from it:
+        # Parallel(backend="dask") hands joblib's nesting_level to the tasks as an argument
+        stack.enter_context(parallel_config(backend="dask"))
+        yield None
 
 
 def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "process",
@@ -141,23 +156,24 @@ def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "proces
          address: str | None = None) -> Iterator[tuple[Any, Any, BaseException | None]]:
     """Yield ``(item, result, error)`` for every item, in input order.
 
-    ``address`` is the scheduler of an existing engine (``tcp://host:8786`` for Dask,
-    ``ray://host:10001`` for Ray) when ``executor`` names one.
+    ``address`` is the scheduler of a running Dask cluster (``tcp://host:8786``) with
+    ``executor="dask"``; empty starts a local one for this map.
     """
     items = list(items)
     sigterm_as_interrupt()
     workers = default_workers() if not workers else int(workers)
+    engine = contextlib.ExitStack()
+    results: Iterable = ()
     bar = tqdm(total=len(items), desc=desc, unit="video", disable=not progress or not items,
                dynamic_ncols=True, mininterval=0.5)
     try:
         if executor == "serial" or workers == 1 or len(items) <= 1:
-            results: Iterable = (_guarded(fn, it) for it in items)
+            results = (_guarded(fn, it) for it in items)
         else:
             from joblib import Parallel, delayed  # noqa: PLC0415
 
             backend = "loky" if executor == "process" else executor
-            if backend not in ("loky", "threading", "multiprocessing"):
-                _connect(backend, address)
+            backend = engine.enter_context(_connect(backend, address, workers))
             main = threading.current_thread() is threading.main_thread()
             extra = ({"initializer": _worker_init, "initargs": (os.getpid(), main)}
                      if backend == "loky" else {})
@@ -172,6 +188,8 @@ def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "proces
                 yield item, res, None
     finally:
         bar.close()
+        getattr(results, "close", lambda: None)()   # stop the map before its engine goes
+        engine.close()
 
 
 def _executor_schema():

@@ -22,15 +22,17 @@ PROGRAMS: dict[str, str] = {
     "espeak-ng": "espeak-ng",
     "sox": "sox",
     "chromium": "chromium",   # headless check of predict's HTML page (tests/test_predict.py)
+    "ssh-keygen": "openssh-client",  # keys of the test/benchmark SSH remote (dfdetect.servers)
 }
 
-# data files and folders read from the system (the audio and text demos)
+# data files, folders and absolute program paths read from the system (audio/text demos, sshd)
 DATA: dict[str, str] = {
     "/usr/share/asterisk/sounds/en": "asterisk-core-sounds-en-wav",         # real speech (prompts)
     "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz": "asterisk-core-sounds-en",  # their transcripts
     "/usr/share/pocketsphinx/test/data": "pocketsphinx-testdata",           # LibriVox utterances
     "/usr/share/games/fortunes/fortunes": "fortunes-min",                   # attributed quotations
     "/usr/share/games/fortunes/wisdom": "fortunes",
+    "/usr/sbin/sshd": "openssh-server",   # the test/benchmark DVC remote (dfdetect.servers; not on a user's PATH)
 }
 
 
