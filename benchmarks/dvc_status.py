@@ -50,7 +50,7 @@ def best_of(fn, n=3) -> float:
 
 def build(n: int, shards: int, work: Path, env: dict) -> tuple[Path, list[str]]:
     proj = work / f"proj{n}-{shards}"
-    for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"):
+    for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", "data/demo_source"):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, proj / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

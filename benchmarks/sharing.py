@@ -63,7 +63,7 @@ def main() -> int:
         root = Path(tmp)
         a, b = root / "A", root / "B"
         a.mkdir()
-        for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore"):
+        for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore", "data/demo_source"):
             src = REPO / name
             if src.is_dir():
                 shutil.copytree(src, a / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

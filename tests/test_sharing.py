@@ -105,7 +105,7 @@ def team(tmp_path_factory):
         t = Team(root, server)
         a = root / "A"
         a.mkdir()
-        for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore"):
+        for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore", "data/demo_source"):
             src = REPO / name
             if src.is_dir():
                 shutil.copytree(src, a / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

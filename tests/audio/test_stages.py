@@ -24,8 +24,8 @@ def test_dvc_wiring():
     assert "data/audio" in tr["deps"]
     assert not any(d.startswith(("models", "metrics", "params")) for d in tr["deps"])
     ex = dvc["extract_audio"]["do"]
-    assert "data/audio_manifest/shard-00${item}.csv" in ex["deps"]
-    assert "data/manifest/shard-00${item}.csv" in ex["deps"]
+    assert "data/audio_manifest/shard-${item}.csv" in ex["deps"]
+    assert "data/manifest/shard-${item}.csv" in ex["deps"]
     assert dvc["extract_audio"]["foreach"] == "${sharding.shards}"
     assert "data/audio_manifest.csv" in dvc["ingest_audio"]["outs"]
     params = yaml.safe_load((REPO / "params.yaml").read_text())

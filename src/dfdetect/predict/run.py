@@ -405,7 +405,8 @@ def _video_report(vid: str, path: Path, row: pd.DataFrame, detectors: list[Loade
                 video_score = float(aggregate_videos(mine, aggregate)["score"].iloc[0])
                 entry.update(status="scored", video_score=_r(video_score),
                              aggregate=aggregate if (mine["frame_index"] >= 0).any() else "none",
-                             verdict="fake" if video_score >= d.threshold else "real")
+                             # decided on the rounded numbers the report shows, so it agrees with them
+                             verdict="fake" if _r(video_score) >= _r(d.threshold) else "real")
                 frames = mine[mine["frame_index"] >= 0]
                 entry["frame_scores"] = [{"frame_index": int(fi), "time_s": _r(fi / fps if fps > 0 else 0.0, 4),
                                           "score": _r(s)} for fi, s in zip(frames["frame_index"], frames["score"])]
