@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from dfdetect.config import StageCLI  # noqa: E402
+from dfdetect.config import StageCLI, load_params  # noqa: E402
 from dfdetect.report import (breakdown_table, collect_failures, failure_counts,  # noqa: E402
                              attach_sets, leaderboard, load_metrics, load_rocs, plot_roc, to_markdown)
 from dfdetect.store import write_csv_atomic, write_text_atomic  # noqa: E402
@@ -47,7 +47,9 @@ def main(argv=None) -> None:
     kw = {k: cfg[k] for k in keys if k in cfg}
     if "logwp_alpha" in kw:
         kw["alpha"] = kw.pop("logwp_alpha")
-    sets = attach_sets(docs, args.sets_dir, args.set_scores_dir, seed=int(cfg.get("seed", 0)), **kw)
+    wanted = list(load_params(args.params).get("test_sets") or {})   # not stale folders of removed sets
+    sets = attach_sets(docs, args.sets_dir, args.set_scores_dir, names=wanted,
+                       seed=int(cfg.get("seed", 0)), **kw)
     board = leaderboard(docs, args.split)
     write_csv_atomic(f"{args.out}.csv", board)
     write_text_atomic(f"{args.out}.md", to_markdown(board, f"Leaderboard ({args.split} split)",

@@ -242,3 +242,38 @@ def test_breakdown_table_and_markdown(tmp_path, monkeypatch):
     stage.main(["--metrics-dir", "metrics", "--out", "metrics/leaderboard"])
     written = (tmp_path / "metrics" / "leaderboard.md").read_text()
     assert f"| d | by_method_quality | FaceSwap/c40 | {m['auc']:.3f} [{lo:.3f}, {hi:.3f}] |" in written
+
+
+def test_attach_sets_reads_listed_sets_and_pools_them(tmp_path):
+    import json as _json
+
+    import numpy as np
+    import pandas as pd
+
+    from dfdetect.report import attach_sets
+
+    rng = np.random.default_rng(0)
+    for name, shift in (("a", 0.3), ("b", 0.1), ("stale", 0.0)):
+        vids = [f"v{i}" for i in range(20)]
+        labels = ["fake" if i % 2 else "real" for i in range(20)]
+        score = [float(np.clip(rng.normal(0.5 + (shift if lab == "fake" else -shift), 0.1), 0, 1))
+                 for lab in labels]
+        sc = pd.DataFrame({"video_id": vids, "frame_index": -1, "score": score, "split": "test",
+                           "label": labels, "identity": [f"p{i // 2}" for i in range(20)]})
+        (tmp_path / "scores" / name).mkdir(parents=True)
+        sc.to_csv(tmp_path / "scores" / name / "det.csv", index=False)
+        (tmp_path / "sets" / name).mkdir(parents=True)
+        (tmp_path / "sets" / name / "det.json").write_text(_json.dumps({"test": {"video": {"auc": shift}}}))
+    docs = {"det": {"test": {}, "thresholds": {"video": 0.5, "frame": 0.5}}}
+    names = attach_sets(docs, tmp_path / "sets", tmp_path / "scores", names=["a", "b"], bootstrap=20, seed=1)
+    assert names == ["a", "b"]
+    assert set(docs["det"]["sets"]) == {"a", "b"}           # the stale folder is not attached
+    pooled = docs["det"]["pooled"]
+    assert pooled["sets"] == ["a", "b"] and pooled["video"]["n"] == 40
+    # ids of the two sets never merge: 20 identities in all (10 per set), not 10
+    assert pooled["video"]["n_identities"] == 20
+    assert 0.5 < pooled["video"]["auc"] <= 1.0 and pooled["video"]["auc_ci"][0] <= pooled["video"]["auc"]
+    # one set alone is not pooled (it would repeat the set)
+    d = {"det": {"test": {}, "thresholds": {"video": 0.5}}}
+    attach_sets(d, tmp_path / "sets", tmp_path / "scores", names=["a"], bootstrap=0)
+    assert set(d["det"]["sets"]) == {"a"} and "pooled" not in d["det"]

@@ -44,16 +44,19 @@ def load_metrics(metrics_dir: str | Path, split: str = "test") -> dict[str, dict
 
 
 def attach_sets(docs: Mapping[str, dict], sets_metrics_dir: str | Path, set_scores_dir: str | Path,
-                **evaluate_kw) -> list[str]:
+                names: list[str] | None = None, **evaluate_kw) -> list[str]:
     """Add the test sets of the DAG to every detector's document, in place: ``doc["sets"][set]``
     is the ``test`` entry of ``sets_metrics_dir/<set>/<detector>.json`` (evaluate_set), and
     ``doc["pooled"]`` all fakes vs all reals of the detector's sets (ids prefixed by set name),
     measured from ``set_scores_dir/<set>/<detector>.csv`` (scores with the set's labels and
     identities) at the detector's own thresholds. ``evaluate_kw`` go to metrics.evaluate
-    (aggregate, far_points, bootstrap, seed, ...). Returns the set names found."""
+    (aggregate, far_points, bootstrap, seed, ...). ``names``: the sets to attach (params
+    ``test_sets``; None = every folder, e.g. a set removed from params but still on disk is left
+    out only when names are given). Returns the set names attached."""
     from .metrics import evaluate, pool_sets  # noqa: PLC0415
 
-    names = sorted(p.name for p in Path(sets_metrics_dir).glob("*") if p.is_dir())
+    found = sorted(p.name for p in Path(sets_metrics_dir).glob("*") if p.is_dir())
+    names = [n for n in found if names is None or n in set(names)]
     for det, doc in docs.items():
         pool = {}
         for name in names:
