@@ -90,9 +90,8 @@ def build(n: int, shards: int, work: Path, env: dict) -> tuple[Path, list[str]]:
         "        else:\n"
         "            p.mkdir()\n"
         "            (p / 'part').write_text(stage.addressing)\n"
-        "for _ in range(3):\n"
-        "    for stage in stages:\n"
-        "        repo.commit(stage.addressing, force=True)\n"
+        "for _ in range(2):   # upstream first, then again so every dep hash is final\n"
+        "    repo.commit(None, force=True)\n"
     )
     run([sys.executable, "-c", code], proj, env)
     lock_targets = []
