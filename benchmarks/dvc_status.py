@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import yaml
+from dfdetect.servers import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,12 +51,7 @@ def best_of(fn, n=3) -> float:
 
 def build(n: int, shards: int, work: Path, env: dict) -> tuple[Path, list[str]]:
     proj = work / f"proj{n}-{shards}"
-    for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", "data/demo_source"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, proj / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, proj / name)
+    copy_project(REPO, proj)
     data = proj / "data" / "bench"
     for i in range(n):
         sub = data / ("real" if i % 2 == 0 else "fake") / f"id{i % 97:03d}"

@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from dfdetect.servers import SSHServer
+from dfdetect.servers import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,12 +64,7 @@ def main() -> int:
         root = Path(tmp)
         a, b = root / "A", root / "B"
         a.mkdir()
-        for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore", "data/demo_source"):
-            src = REPO / name
-            if src.is_dir():
-                shutil.copytree(src, a / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            elif src.exists():
-                shutil.copy2(src, a / name)
+        copy_project(REPO, a)
         if args.params == "tiny":
             p = tiny_params(yaml.safe_load((a / "params.yaml").read_text()))
             (a / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from dfdetect.store import shard_name
+from dfdetect.servers import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -204,12 +205,7 @@ def test_twelve_shards_run_shard_ten(tmp_path):
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     dst = tmp_path / "proj"
-    for name in ("src", "stages", "dvc.yaml", "params.yaml", ".dvcignore"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dst / name)
+    copy_project(REPO, dst)
     # a tiny generic dataset: one real clip copied under 40 names
     clip = tmp_path / "clip.mp4"
     _run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10:duration=0.5",

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from dfdetect.servers import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.pipeline
@@ -67,13 +68,7 @@ def project(tmp_path_factory):
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     dst = tmp_path_factory.mktemp("proj")
-    for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore",
-                 "data/demo_source"):   # make_demo's default source (a dep: README only)
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
-            shutil.copy2(src, dst / name)
+    copy_project(REPO, dst)
     params = yaml.safe_load((dst / "params.yaml").read_text())
     _deep_update(params, TINY)
     _shrink_models(params)

@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from dfdetect.servers import ServerError, SSHServer
+from dfdetect.servers import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.pipeline
@@ -105,12 +106,7 @@ def team(tmp_path_factory):
         t = Team(root, server)
         a = root / "A"
         a.mkdir()
-        for name in ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore", "data/demo_source"):
-            src = REPO / name
-            if src.is_dir():
-                shutil.copytree(src, a / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            elif src.exists():
-                shutil.copy2(src, a / name)
+        copy_project(REPO, a)
         tiny = _tiny()
         params = yaml.safe_load((a / "params.yaml").read_text())
         tiny._deep_update(params, tiny.TINY)

@@ -209,3 +209,22 @@ class DaskCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# what a working copy of the project needs to run its DAG (tests and benchmarks copy it to tmp)
+PROJECT_FILES = ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore",
+                 "data/demo_source")   # make_demo's default source (a dep: README only)
+
+
+def copy_project(repo: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy the files of :data:`PROJECT_FILES` of ``repo`` into ``dst`` (no caches, no data)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    repo, dst = Path(repo), Path(dst)
+    for name in PROJECT_FILES:
+        src = repo / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif src.exists():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
