@@ -144,3 +144,27 @@ def test_real_speech_wer_on_librivox(engine):
         e, n = wer(u["text"], engine.transcribe(u["wave"])["text"])
         edits, words = edits + e, words + n
     assert edits / words <= 0.15
+
+
+def test_sources_selects_audio_dataset_or_video_tracks(engine, fox, tmp_path, monkeypatch):
+    """``transcribe.sources`` picks items by the store's ``source`` attribute (extract_audio sets
+    it): [audio] skips the video tracks, [audio, video] transcribes both."""
+    audio = tmp_path / "audio"
+    with ShardWriter(audio / "shard-0.h5", stage="extract_audio") as w:
+        w.add_video("real/a.wav", [0], attrs={"sample_rate": 16000, "source": "audio"}, wave=fox[None, :])
+        w.add_video("real/v.mp4", [0], attrs={"sample_rate": 16000, "source": "video"}, wave=fox[None, :])
+    import dfdetect.audio.transcribe as tr
+
+    monkeypatch.setattr(tr, "load_engine", lambda **kw: engine)
+    ids = {}
+    for sources in (["audio"], ["video"], ["audio", "video"]):
+        out = tmp_path / f"{'-'.join(sources)}.jsonl"
+        m = transcribe_store(audio, out, tmp_path / "m.json", tmp_path / "f.csv",
+                             {"engine": "openai-whisper", "sources": sources}, progress=False)
+        ids[tuple(sources)] = list(read_transcripts(out)["id"])
+        assert m["items"] == len(ids[tuple(sources)]) and m["sources"] == sorted(sources)
+    assert ids[("audio",)] == ["real/a.wav"] and ids[("video",)] == ["real/v.mp4"]
+    assert ids[("audio", "video")] == ["real/a.wav", "real/v.mp4"]
+    with pytest.raises(Exception, match="sources"):
+        tr.PARAMS.validate({"engine": "openai-whisper", "model": "tiny.en", "language": "en", "temperature": 0,
+                            "beam_size": 1, "device": "cpu", "threads": 0, "sources": ["subtitles"]}, "transcribe")

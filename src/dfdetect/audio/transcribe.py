@@ -43,7 +43,11 @@ PARAMS = _cfg.Section({
     "beam_size": _cfg.Int(ge=1),
     "device": _cfg.DEVICE,
     "threads": _cfg.Int(ge=0),
+    # which items of the audio store: "audio" = the audio dataset's utterances (what DADA reads),
+    # "video" = the audio tracks of the video dataset (no video detector reads them today)
+    "sources": _cfg.List(_cfg.Choice("audio", "video"), min_len=1, unique=True),
 })
+SOURCES = ("audio", "video")
 ENGINE_KEYS = ("engine", "model", "language", "beam_size", "device", "threads", "temperature")
 
 
@@ -79,7 +83,8 @@ def transcribe_store(audio_dir: str | Path, out_jsonl: str | Path, metrics_path:
     (optional) receives the failures table's rows (and ``items``)."""
     params = dict(params)
     store = Store(audio_dir)
-    ids = sorted(store.videos())
+    wanted = set(params.get("sources") or SOURCES)
+    ids = sorted(v for v in store.videos() if store.shard_for(v).video_attrs(v).get("source", "audio") in wanted)
     failures = Failures(STAGE) if failures is None else failures
     failures.items = len(ids)
     t0 = time.perf_counter()
@@ -111,7 +116,7 @@ def transcribe_store(audio_dir: str | Path, out_jsonl: str | Path, metrics_path:
     compute_s = float(tdf["seconds"].sum())
     metrics = {
         "engine": engine.name, "model": engine.model_label, "beam_size": engine.beam_size,
-        "device": engine.device, "items": len(ids), "transcribed": len(tdf),
+        "device": engine.device, "sources": sorted(wanted), "items": len(ids), "transcribed": len(tdf),
         "failures": len(failures), "empty_text": sum(1 for line in lines if not json.loads(line)["text"]),
         "audio_seconds": round(audio_s, 3), "compute_seconds": round(compute_s, 3),
         "model_load_seconds": round(load_s, 3),
