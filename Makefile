@@ -9,7 +9,9 @@ STAMP := $(VENV)/.dfdetect-installed
 # Debian packages: exactly dfdetect.system.packages() (tests/test_system_deps.py checks both ways)
 APT_PACKAGES := asterisk-core-sounds-en asterisk-core-sounds-en-wav chromium espeak-ng ffmpeg fortunes fortunes-min openssh-client openssh-server pocketsphinx-testdata sox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PYTEST_ARGS ?=
+# the suite on every core (at most 4 workers; a test file stays on one worker, so its module fixtures
+# run once); PYTEST_ARGS= runs it in one process
+PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist loadfile
 
 # stage commands in dvc.yaml call `python`: make it the venv's
 export PATH := $(abspath $(VENV))/bin:$(PATH)

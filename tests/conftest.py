@@ -33,7 +33,18 @@ def media() -> Path:
     return path
 
 
+# the longest test files first, so that parallel workers (make test: pytest-xdist, one file per
+# worker at a time) do not end on a long tail; the rest keeps pytest's order
+HEAVY_FIRST = ("test_pipeline.py", "test_sharing.py", "test_predict.py", "test_dask.py")
+
+
+def _weight(item) -> int:
+    name = item.path.name
+    return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_weight)  # stable: order within each group unchanged
     if media_dir() is None:
         skip = pytest.mark.skip(reason="DFDETECT_MEDIA is unset or not a directory")
         for item in items:
