@@ -470,3 +470,32 @@ def test_evaluate_stage_with_no_scorable_test_item_exits_2(workdir, trained, tmp
     fails = pd.read_csv(tmp_path / "data" / "failures" / "evaluate" / "defakehop.csv")
     assert set(fails["video_id"]) == tests
     assert not (tmp_path / "metrics" / "defakehop.json").exists()
+
+
+# ----------------------------------------------------------------------------- issue 11
+def _offset_responses(seed: int = 0, n: int = 400, k: int = 6):
+    """(n, 7, 7, k) smooth spatial responses (a decaying spectrum of cosine maps), and the same
+    with a per-channel offset of ~1e4 differing by 1e3 between channels, as Saab biases give."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:7, 0:7] / 6.0
+    basis = np.stack([np.cos(np.pi * (a * yy + b * xx)) for a in range(4) for b in range(4)])
+    coef = rng.normal(size=(n, k, len(basis))) / np.sqrt(1.0 + np.arange(len(basis)))
+    clean = np.einsum("nkb,bhw->nhwk", coef, basis) * 50.0
+    offsets = 13_000.0 + 1_000.0 * rng.random(k)
+    return clean, clean + offsets
+
+
+def test_spatial_pca_centres_each_channel_before_the_90_percent_cut():
+    """Issue 11: the per-unit Saab offsets dominated the shared PCA (49 -> 1 at hop 2)."""
+    from dfdetect.detectors.defakehop import DefakeHop, SpatialPCA
+
+    clean, offset = _offset_responses()
+    n_clean = SpatialPCA(0.9).fit(clean).n_components
+    assert n_clean > 3
+    assert SpatialPCA(0.9).fit(offset).n_components == n_clean        # the default centres
+    assert SpatialPCA(0.9, norm="none").fit(offset).n_components == 1  # the old behaviour
+    assert DefakeHop.defaults["pca_channel_norm"] == "mean"
+    # centring is part of the fitted transform: train and test rows are shifted alike
+    pca = SpatialPCA(0.9).fit(offset)
+    np.testing.assert_allclose(pca.transform(offset[:5]), SpatialPCA(0.9).fit(offset).transform(offset[:5]))
+    assert abs(pca.transform(offset).mean()) < 1.0
