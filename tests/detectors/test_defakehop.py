@@ -499,3 +499,90 @@ def test_spatial_pca_centres_each_channel_before_the_90_percent_cut():
     pca = SpatialPCA(0.9).fit(offset)
     np.testing.assert_allclose(pca.transform(offset[:5]), SpatialPCA(0.9).fit(offset).transform(offset[:5]))
     assert abs(pca.transform(offset).mean()) < 1.0
+
+
+def _leak_store(root: Path, seed: int = 0):
+    """A one-channel Saab store whose only feature is a random code per CLIP, shared by the
+    clip's c23 and c40 copies (two videos): a classifier that has seen one copy knows the other's
+    label, one that has not knows nothing. 24 people in 12 pairs; each has a real clip and a fake
+    clip whose source is their partner (FF++'s t_s / s_t)."""
+    rng = np.random.default_rng(seed)
+    rows, videos = [], []
+    for p in range(24):
+        for clip, label in ((0, "real"), (1, "fake")):
+            code = float(rng.random())
+            for q in ("c23", "c40"):
+                vid = f"{label}/p{p:02d}_clip{clip}_{q}.mp4"
+                rows.append({"video_id": vid, "path": vid, "dataset": "synthetic", "label": label,
+                             "method": "swap" if label == "fake" else "", "quality": q,
+                             "split": "train", "identity": f"p{p:02d}",
+                             "source_id": f"p{p ^ 1:02d}" if label == "fake" else ""})
+                feats = np.full((4, 3, 3, 1), code)
+                videos.append((vid, feats.astype(np.float32)))
+    with ShardWriter(shard_path(root / "saab", 0), stage="saab_features") as w:
+        for vid, feats in sorted(videos):
+            w.add_video(vid, np.arange(0, 24, 6), left_eye_hop1=feats)
+    return pd.DataFrame(rows)
+
+
+def test_folds_group_people_linked_by_fakes(tmp_path):
+    from dfdetect.detectors.defakehop import fold_groups, make_folds
+
+    manifest = _leak_store(tmp_path)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    items = data.items("saab", "train")
+    groups, info = fold_groups(items, manifest)
+    assert info["grouping"].startswith("people linked by fakes") and info["linked_groups"] == 12
+    folds = make_folds(items["y"].to_numpy(), groups, 3, 0)
+    ident = items.merge(manifest[["video_id", "source_id"]], on="video_id")
+    f = ident.assign(f=folds)
+    # a person's every clip and quality in one fold, and every fake in its source person's fold
+    assert f.groupby("identity")["f"].nunique().max() == 1
+    fold_of = f.groupby("identity")["f"].first()
+    fakes = f[f["source_id"] != ""]
+    assert (fakes["source_id"].map(fold_of) == fakes["f"]).all()
+    # fakes that link every person into one group: fall back to the target identity, said so
+    chain = manifest.copy()
+    fake = chain["label"] == "fake"
+    chain.loc[fake, "source_id"] = [f"p{(int(i[1:]) + 1) % 24:02d}" for i in chain.loc[fake, "identity"]]
+    groups, info = fold_groups(items, chain)
+    assert info["linked_groups"] == 1 and info["grouping"].startswith("target identity")
+    assert len(np.unique(groups)) == 24
+    assert items.assign(g=groups).groupby("identity")["g"].nunique().max() == 1
+
+
+def test_final_classifier_is_fed_out_of_fold_probabilities(tmp_path, monkeypatch):
+    """Issue 11: folds grouped by video put a clip's other quality copy in the training folds,
+    so a clip-specific feature was a perfect out-of-fold predictor inside the train split. With
+    folds grouped by people, the channel probabilities the final classifier is trained on are
+    at chance on that feature, while the refit (in-sample) channel model is near perfect."""
+    from sklearn.metrics import roc_auc_score
+
+    import dfdetect.detectors.defakehop as D
+
+    manifest = _leak_store(tmp_path)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    det = create("defakehop", {"regions": ["left_eye"], "hops": [1], "n_folds": 6, "neighbours": 0,
+                               "channel_xgb": {"n_estimators": 200, "learning_rate": 0.5},
+                               "region_heads": False, "nthread": 1})
+    seen = []
+    real_train = D._train
+
+    def spy(x, y, spec, seed, nthread):
+        if spec is det.params["final_xgb"]:
+            seen.append((np.array(x), np.array(y)))
+        return real_train(x, y, spec, seed, nthread)
+
+    monkeypatch.setattr(D, "_train", spy)
+    det.fit(data)
+    assert len(seen) == 1
+    x_final, y = seen[0]
+    assert x_final.shape == (len(y), 1)
+    oof_auc = roc_auc_score(y, x_final[:, 0])
+    items = data.items("saab", "train")
+    z = det.pcas[("left_eye", 1)].transform(D.DefakeHop._read_field(Store(tmp_path / "saab"), items,
+                                                                    "left_eye_hop1"))
+    in_sample = roc_auc_score(items["y"], D._predict(det.channel_models["left_eye_hop1"][0], z[:, 0, :]))
+    assert in_sample > 0.95                      # the feature is memorisable in-sample
+    assert oof_auc < 0.7, oof_auc                # but the final classifier never sees that
+    # (folds by video: 0.81, the other quality copy of each clip sat in the training folds)

@@ -9,12 +9,13 @@ Training (train split only):
 
 1. **Spatial PCA** per hop and region: the ``H_h*W_h`` responses of every channel of every train
    frame are the samples (one PCA shared by the channels of a hop, as in the paper's parameter
-   count 225x45, 49x25, 9x5); keep the fewest components reaching ``pca_energy`` (0.9) of the
-   variance.
+   count 225x45, 49x25, 9x5), each channel centred first (``pca_channel_norm: mean``: the
+   per-unit Saab offsets removed); keep the fewest components reaching ``pca_energy`` (0.9) of
+   the variance.
 2. **Channel-wise soft classifiers**: one XGBoost (``max_depth`` 1, 100 trees) per channel per
    hop per region on that channel's PCA coefficients. Their train-split probabilities that feed
-   the next classifier are **out-of-fold** (``n_folds``-fold cross-fitting grouped by video and
-   stratified by label), never in-sample; the classifier kept for scoring is refit on all train
+   the next classifier are **out-of-fold** (``n_folds``-fold cross-fitting grouped by the people
+   that fakes link, see :func:`fold_groups`, and stratified by label), never in-sample; the classifier kept for scoring is refit on all train
    frames.
 3. **Ensemble**: the channel probabilities of all regions are concatenated per frame, then the
    frame's vector is concatenated with those of its ``neighbours`` (3) sampled frames before and
@@ -201,8 +202,49 @@ def _write_compact_json(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n")
 
 
+def fold_groups(items: pd.DataFrame, manifest: pd.DataFrame) -> tuple[np.ndarray, dict]:
+    """Cross-fitting group of each row of ``items`` and how the groups were made.
+
+    People linked by fakes: each video joins its ``identity`` and, for a fake, its
+    ``source_id`` (manifest columns; scipy's connected components), so one person's clips at
+    every quality and every fake made onto or from them share a group (FF++: a clip's c23 and
+    c40 copies and both fakes of a pair). A video without an identity is its own person. When
+    that leaves fewer than 2 groups holding each class (the demo: every train fake pairs two of
+    its 4 train people, which links all 4), the groups fall back to the target identity alone
+    (a fake's source person may then sit in another fold) and ``grouping`` says so."""
+    from scipy.sparse import coo_matrix  # noqa: PLC0415
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
+    cols = manifest.set_index("video_id")
+    vid = items["video_id"].astype(str).to_numpy()
+    ident = cols["identity"].reindex(vid).fillna("").astype(str).to_numpy()
+    src = cols["source_id"].reindex(vid).fillna("").astype(str).to_numpy()
+    person = np.where(ident != "", ident, np.char.add("video:", vid.astype(str)))
+    names, code = np.unique(np.concatenate([person, src[src != ""]]), return_inverse=True)
+    a = code[:len(person)]
+    b = a.copy()
+    b[src != ""] = code[len(person):]
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(names), len(names)))
+    _, comp = connected_components(graph, directed=False)
+    y = items["y"].to_numpy()
+
+    def per_class(g):
+        return min(len(np.unique(g[y == c])) for c in (0, 1))
+
+    linked = comp[a]
+    info = {"people": int(len(np.unique(person))), "linked_groups": int(len(np.unique(linked)))}
+    if per_class(linked) >= 2:
+        return linked, dict(info, grouping="people linked by fakes (identity + source_id)")
+    _, target = np.unique(person, return_inverse=True)
+    log.warning("defakehop: fakes link the %d train people into %d group(s): cross-fitting folds "
+                "fall back to the target identity", info["people"], info["linked_groups"])
+    return target, dict(info, grouping="target identity (fakes link every person into "
+                                       f"{info['linked_groups']} group(s))")
+
+
 def make_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold id per row: stratified by label, grouped by ``groups`` (videos), deterministic."""
+    """Fold id per row: stratified by label, grouped by ``groups`` (see :func:`fold_groups`),
+    deterministic."""
     from sklearn.model_selection import StratifiedGroupKFold  # noqa: PLC0415
 
     _, g = np.unique(groups, return_inverse=True)
@@ -353,7 +395,8 @@ class DefakeHop(Detector):
                     y = items["y"].to_numpy().astype(np.int64)
                     if len(np.unique(y)) < 2:
                         raise ValueError("defakehop: the train split needs both real and fake frames")
-                    folds = make_folds(y, items["video_id"].to_numpy(), int(p["n_folds"]), seed)
+                    groups, fold_info = fold_groups(items, data.manifest)
+                    folds = make_folds(y, groups, int(p["n_folds"]), seed)
                     n_folds = int(folds.max()) + 1
                 self._fit_block(region, hop, x, y, folds, n_folds, seed, nthread, oof_cols, columns,
                                 chan_auc)
@@ -373,7 +416,9 @@ class DefakeHop(Detector):
                                                     p["final_xgb"], seed, nthread)
         self.fit_summary = {
             "train_frames": int(len(y)), "train_videos": int(items["video_id"].nunique()),
-            "fake_fraction": float(y.mean()), "folds": n_folds, "channels": len(columns),
+            "fake_fraction": float(y.mean()), "folds": n_folds,
+            "fold_grouping": fold_info["grouping"], "fold_groups": int(len(np.unique(groups))),
+            "channels": len(columns),
             "final_features": int(probs.shape[1] * rows.shape[1]),
             "pca_components": {f"{r}_hop{h}": self.pcas[(r, h)].n_components for r, h in self._blocks()},
             "oof_channel_auc_max": max(chan_auc.values()) if chan_auc else None,
