@@ -144,10 +144,10 @@ def test_num_parameters_table(trained):
     # Saab kernels: kept channels x 27 (hop 1) or x 9, at most 5 channels here
     assert 0 < n["saab_hop1"] <= 3 * 27 * 5 and n["saab_hop1"] % 27 == 0
     assert 0 < n["saab_hop2"] <= 3 * 9 * 5 and n["saab_hop2"] % 9 == 0
-    # spatial PCA: 225, 49, 9 inputs x components (no channel normalisation by default)
+    # spatial PCA: 225, 49, 9 inputs x components, + 1 channel mean per channel (centring)
     for hop, hw in ((1, 225), (2, 49), (3, 9)):
         pcas = [det.pcas[(r, hop)] for r in F.PATCH_REGIONS]
-        assert n[f"pca_hop{hop}"] == sum(p.components_.shape[0] * hw for p in pcas)
+        assert n[f"pca_hop{hop}"] == sum(p.components_.shape[0] * hw + len(p.channel_mean_) for p in pcas)
         assert all(p.components_.shape[1] == hw for p in pcas)
     # a max_depth-1 tree is one split (2 params) and two leaves: <= 4 params per tree
     assert n["channel_xgb"] <= 4 * 20 * n["channel_xgb_count"]
