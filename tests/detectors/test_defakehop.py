@@ -501,7 +501,7 @@ def test_spatial_pca_centres_each_channel_before_the_90_percent_cut():
     assert abs(pca.transform(offset).mean()) < 1.0
 
 
-def _leak_store(root: Path, seed: int = 0):
+def _leak_store(root: Path, seed: int = 0, frames=(0, 6, 12, 18)):
     """A one-channel Saab store whose only feature is a random code per CLIP, shared by the
     clip's c23 and c40 copies (two videos): a classifier that has seen one copy knows the other's
     label, one that has not knows nothing. 24 people in 12 pairs; each has a real clip and a fake
@@ -517,11 +517,11 @@ def _leak_store(root: Path, seed: int = 0):
                              "method": "swap" if label == "fake" else "", "quality": q,
                              "split": "train", "identity": f"p{p:02d}",
                              "source_id": f"p{p ^ 1:02d}" if label == "fake" else ""})
-                feats = np.full((4, 3, 3, 1), code)
+                feats = np.full((len(frames), 3, 3, 1), code)
                 videos.append((vid, feats.astype(np.float32)))
     with ShardWriter(shard_path(root / "saab", 0), stage="saab_features") as w:
         for vid, feats in sorted(videos):
-            w.add_video(vid, np.arange(0, 24, 6), left_eye_hop1=feats)
+            w.add_video(vid, np.asarray(frames), left_eye_hop1=feats)
     return pd.DataFrame(rows)
 
 
@@ -586,3 +586,55 @@ def test_final_classifier_is_fed_out_of_fold_probabilities(tmp_path, monkeypatch
     assert in_sample > 0.95                      # the feature is memorisable in-sample
     assert oof_auc < 0.7, oof_auc                # but the final classifier never sees that
     # (folds by video: 0.81, the other quality copy of each clip sat in the training folds)
+
+
+def test_dense_frame_selection_in_source_frames():
+    """Issue 11: DefakeHop's own frames, every 6th of the video, and the +-3 window over the
+    adjacent ones in source frames (the authors' code), where the sampled frames allow it."""
+    from dfdetect.detectors.defakehop import neighbour_rows, select_frames
+
+    frames = {"a": np.arange(0, 49, 3),                 # dense: every 3rd frame
+              "b": np.array([0, 7, 14, 21, 28, 35, 42, 49]),   # uniform 8 of 50: sparser
+              "c": np.array([0, 6, 12, 24, 30])}         # the grid, frame 18 without a face
+    items = pd.DataFrame([(v, int(f)) for v, fs in frames.items() for f in fs],
+                         columns=["video_id", "frame_index"])
+    sel, info = select_frames(items, 6)
+    got = sel.groupby("video_id")["frame_index"].apply(list).to_dict()
+    assert got["a"] == list(range(0, 49, 6))
+    assert got["b"] == list(frames["b"]) and got["c"] == list(frames["c"])
+    assert info == {"frame_step": 6, "videos": 3, "videos_dense": 2, "frames_sampled": 30,
+                    "frames_used": 9 + 8 + 5}
+    rows = neighbour_rows(sel, 3, 6)
+    fi = sel["frame_index"].to_numpy()
+
+    def window(video, frame):
+        return list(fi[rows[np.flatnonzero((sel["video_id"] == video) & (sel["frame_index"] == frame))[0]]])
+
+    assert window("a", 24) == [6, 12, 18, 24, 30, 36, 42]
+    assert window("a", 0) == [0, 0, 0, 0, 6, 12, 18]
+    assert window("a", 48) == [30, 36, 42, 48, 48, 48, 48]
+    assert window("c", 12) == [0, 0, 6, 12, 12, 24, 30]          # 18 missing: the nearest before
+    assert window("c", 24) == [6, 12, 24, 24, 30, 30, 30]         # 18 missing: the nearest after
+    assert window("b", 21) == [0, 7, 14, 21, 28, 35, 42]         # sparse: adjacent sampled frames
+    # step 0: every sampled frame, adjacent windows (the behaviour before)
+    sel0, info0 = select_frames(items, 0)
+    assert len(sel0) == 30 and info0["videos_dense"] == 0
+    np.testing.assert_array_equal(neighbour_rows(sel0, 3, 0), neighbour_rows(items, 3))
+
+
+def test_detector_uses_its_dense_frames(tmp_path):
+    manifest = _leak_store(tmp_path, frames=np.arange(0, 24, 3))
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    det = create("defakehop", {"regions": ["left_eye"], "hops": [1], "n_folds": 3,
+                               "channel_xgb": {"n_estimators": 5}, "final_xgb": {"n_estimators": 5},
+                               "region_heads": False, "nthread": 1})
+    assert det.params["frame_step"] == 6
+    summary = det.fit(data)
+    assert summary["train_frames"] == 96 * 4                      # frames 0, 6, 12, 18 of 0..21
+    assert summary["frame_selection"]["videos_dense"] == 96
+    scores = det.score(data, "train")
+    assert sorted(scores["frame_index"].unique()) == [0, 6, 12, 18]
+    extra = det.fidelity(data, "train")
+    assert extra["frame_selection"]["train"]["frames_used"] == 96 * 4
+    assert extra["folds"]["fold_grouping"].startswith("people linked by fakes")
+    assert extra["pca_components"] == {"left_eye": {"hop1": det.pcas[("left_eye", 1)].n_components}}

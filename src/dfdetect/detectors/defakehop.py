@@ -259,9 +259,38 @@ def make_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np
     return folds
 
 
-def neighbour_rows(items: pd.DataFrame, neighbours: int) -> np.ndarray:
-    """(N, 2*neighbours+1) row indices of each frame's sampled neighbours in its video
-    (offsets -n..n, clamped at the ends). ``items`` sorted by video_id, frame_index."""
+def select_frames(items: pd.DataFrame, step: int) -> tuple[pd.DataFrame, dict]:
+    """DefakeHop's own frames, in source-frame units (the authors' code: every 6th frame of the
+    video, the multi-frame window over adjacent ones). Per video: where its sampled frames hold
+    two frames ``step`` apart on the grid ``frame_index % step == 0`` (sample_frames strategy
+    ``every_k`` or ``uniform_every_k``, ``all``, ...), the grid frames only, marked ``dense``;
+    otherwise (sampled sparser than the grid) all its sampled frames. ``step`` 0: every sampled
+    frame. ``items`` sorted by video_id, frame_index; returns the kept rows (column ``dense``)
+    and counts."""
+    out = items.copy()
+    n_videos = int(out["video_id"].nunique())
+    if step <= 0 or out.empty:
+        out["dense"] = False
+        return out.reset_index(drop=True), {"frame_step": int(step), "videos": n_videos,
+                                            "videos_dense": 0, "frames_sampled": len(items),
+                                            "frames_used": len(items)}
+    on = out["frame_index"].to_numpy() % step == 0
+    grid = out[on]
+    gap = grid.groupby("video_id", sort=False)["frame_index"].diff()
+    dense_videos = set(grid.loc[gap.eq(step).to_numpy(), "video_id"])
+    dense = out["video_id"].isin(dense_videos).to_numpy()
+    out["dense"] = dense
+    out = out[on | ~dense].reset_index(drop=True)
+    return out, {"frame_step": int(step), "videos": n_videos, "videos_dense": len(dense_videos),
+                 "frames_sampled": len(items), "frames_used": len(out)}
+
+
+def neighbour_rows(items: pd.DataFrame, neighbours: int, step: int = 0) -> np.ndarray:
+    """(N, 2*neighbours+1) row indices of each frame's neighbours in its video (offsets -n..n).
+    ``items`` sorted by video_id, frame_index. Rows marked ``dense`` (:func:`select_frames`)
+    take, for offset j, the frame ``frame_index + j * step`` in source frames, or where that one
+    is missing (no face, out of the video) the nearest present frame between it and the frame
+    itself; the other rows take the j-th adjacent sampled frame, clamped at the ends."""
     vid = items["video_id"].to_numpy()
     n = len(vid)
     if n == 0:
@@ -272,7 +301,22 @@ def neighbour_rows(items: pd.DataFrame, neighbours: int) -> np.ndarray:
     length = np.repeat(lengths, lengths)
     pos = np.arange(n) - start
     offs = np.arange(-neighbours, neighbours + 1)
-    return start[:, None] + np.clip(pos[:, None] + offs[None, :], 0, length[:, None] - 1)
+    rows = start[:, None] + np.clip(pos[:, None] + offs[None, :], 0, length[:, None] - 1)
+    if step > 0 and "dense" in items and items["dense"].any():
+        code = np.repeat(np.arange(len(starts), dtype=np.int64), lengths) << 40
+        frame = items["frame_index"].to_numpy().astype(np.int64)
+        key = code | frame
+        dense = items["dense"].to_numpy(dtype=bool)
+        for c, j in enumerate(offs):
+            target = np.clip(frame + j * int(step), 0, (1 << 40) - 1)
+            if j > 0:     # the last present frame at or before the target (at worst the frame)
+                idx = np.searchsorted(key, code | target, side="right") - 1
+            elif j < 0:   # the first present frame at or after the target
+                idx = np.searchsorted(key, code | target, side="left")
+            else:
+                idx = np.arange(n)
+            rows[dense, c] = idx[dense]
+    return rows
 
 
 def multi_frame(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -293,6 +337,7 @@ class DefakeHop(Detector):
         "pca_channel_norm": "mean",
         "n_folds": 4,
         "neighbours": 3,
+        "frame_step": 6,
         "channel_xgb": {"max_depth": 1, "n_estimators": 100, "learning_rate": 0.3},
         "final_xgb": {"max_depth": 6, "n_estimators": 100, "learning_rate": 0.2,
                       "min_child_weight": 1, "gamma": 0.0, "subsample": 1.0,
@@ -305,7 +350,8 @@ class DefakeHop(Detector):
         "regions": _cfg.List(_cfg.Choice(*REGIONS), min_len=1, unique=True),
         "hops": _cfg.List(_cfg.Int(ge=1), min_len=1, unique=True),
         "pca_energy": _cfg.Float(gt=0, le=1), "pca_channel_norm": _cfg.Choice("none", "mean", "standard"),
-        "n_folds": _cfg.Int(ge=2), "neighbours": _cfg.Int(ge=0), "nthread": _cfg.Int(ge=0),
+        "n_folds": _cfg.Int(ge=2), "neighbours": _cfg.Int(ge=0), "frame_step": _cfg.Int(ge=0),
+        "nthread": _cfg.Int(ge=0),
         "seed": _cfg.Int(ge=0, nullable=True),
         "channel_xgb.max_depth": _cfg.Int(ge=1), "channel_xgb.n_estimators": _cfg.Int(ge=1),
         "channel_xgb.learning_rate": _cfg.Float(gt=0),
@@ -321,6 +367,7 @@ class DefakeHop(Detector):
         self.final = None
         self.region_models: dict[str, Any] = {}
         self._region_scores: dict[str, pd.DataFrame] = {}
+        self._frame_info: dict[str, dict] = {}
         self.saab_parameters: dict[str, int] = {}
         self.fit_summary: dict = {}
 
@@ -367,6 +414,7 @@ class DefakeHop(Detector):
         all_items = data.items("saab", "train")
         if all_items.empty:
             raise ValueError("defakehop: no train items in the saab store")
+        all_items, self._frame_info["train"] = select_frames(all_items, int(p["frame_step"]))
         store = Store(data.source("saab"))
         blocks = self._blocks()
         # Rows with NaN/inf in any block are left out of every fit. They are found on the arrays
@@ -406,7 +454,7 @@ class DefakeHop(Detector):
         self.saab_parameters = saab_parameters(store)
         self.columns_ = columns
         probs = np.stack(oof_cols, axis=1)                        # (N, M) out-of-fold
-        rows = neighbour_rows(items, int(p["neighbours"]))
+        rows = neighbour_rows(items, int(p["neighbours"]), int(p["frame_step"]))
         self.final = _train(multi_frame(probs, rows), y, p["final_xgb"], seed, nthread)
         self.region_models = {}
         if p["region_heads"]:
@@ -420,6 +468,7 @@ class DefakeHop(Detector):
             "fold_grouping": fold_info["grouping"], "fold_groups": int(len(np.unique(groups))),
             "channels": len(columns),
             "final_features": int(probs.shape[1] * rows.shape[1]),
+            "frame_selection": self._frame_info["train"],
             "pca_components": {f"{r}_hop{h}": self.pcas[(r, h)].n_components for r, h in self._blocks()},
             "oof_channel_auc_max": max(chan_auc.values()) if chan_auc else None,
             "seconds": round(time.perf_counter() - t0, 2),
@@ -464,7 +513,8 @@ class DefakeHop(Detector):
     def channel_probabilities(self, data: DetectorData, split: str) -> tuple[pd.DataFrame, np.ndarray]:
         from ..store import Store  # noqa: PLC0415
 
-        items = data.items("saab", split)
+        items, self._frame_info[split] = select_frames(data.items("saab", split),
+                                                       int(self.params["frame_step"]))
         if items.empty:
             return items, np.zeros((0, len(self.columns_)))
         store = Store(data.source("saab"))
@@ -489,7 +539,7 @@ class DefakeHop(Detector):
         if items.empty:
             out["score"] = np.zeros(0)
             return out
-        rows = neighbour_rows(items, int(self.params["neighbours"]))
+        rows = neighbour_rows(items, int(self.params["neighbours"]), int(self.params["frame_step"]))
         nthread = int(self.params["nthread"])
         out["score"] = _predict(self.final, multi_frame(probs, rows), nthread)
         region_scores = out[["video_id", "frame_index"]].copy()
@@ -499,7 +549,11 @@ class DefakeHop(Detector):
         return out.reset_index(drop=True)
 
     def extra_metrics(self, data: DetectorData, scores: pd.DataFrame) -> dict:
-        """Frame and video AUC per region (region heads) and for the ensemble (Table 1)."""
+        """Frame and video AUC per region (region heads) and for the ensemble (Table 1), and
+        what the paper's figures depend on: Saab channels kept and passed on per hop and region
+        (``saab_channels``), spatial PCA components kept (``pca_components``), how the
+        cross-fitting folds were grouped, the frames used (``frame_selection``) and the frames
+        saab_features dropped for a patch outside the frame (``dropped_outside_frame``)."""
         from ..metrics import evaluate  # noqa: PLC0415
 
         manifest = data.manifest
@@ -519,7 +573,26 @@ class DefakeHop(Detector):
         for name, df in tables.items():
             res = evaluate(df, manifest)
             out[name] = {"frame_auc": res["frame"].get("auc"), "video_auc": res["video"].get("auc")}
-        return {"auc_by_region": out}
+        return {"auc_by_region": out, **self.fidelity(data, split)}
+
+    def fidelity(self, data: DetectorData, split: str | None = None) -> dict:
+        """The figures issue 11 compares with the paper (see :meth:`extra_metrics`)."""
+        from ..saab.features import dropped_outside_frame  # noqa: PLC0415
+        from ..store import Store  # noqa: PLC0415
+
+        pca = {r: {f"hop{h}": self.pcas[(r, h)].n_components for h in self.params["hops"]
+                   if (r, h) in self.pcas} for r in self.params["regions"]}
+        summary = Store(data.source("saab")).attrs().get("pixelhop")
+        summary = json.loads(summary) if isinstance(summary, str) else (summary or {})
+        channels = {r: [{"hop": int(h["hop"]), "kept": int(h["candidates"]),
+                         "output": int(h["output_channels"]), "passed_on": int(h["split_channels"])}
+                        for h in summary[r]] for r in self.params["regions"] if r in summary}
+        fit = self.fit_summary
+        return {"saab_channels": channels, "pca_components": pca,
+                "folds": {k: fit.get(k) for k in ("folds", "fold_grouping", "fold_groups")},
+                "frame_selection": {"train": fit.get("frame_selection"),
+                                    **({split: self._frame_info[split]} if split in self._frame_info else {})},
+                "dropped_outside_frame": dropped_outside_frame(data.source("saab"), data.manifest)}
 
     # ----------------------------------------------------------------- size
     def num_parameters(self) -> dict:
