@@ -18,10 +18,16 @@ Training (train split only):
    that fakes link, see :func:`fold_groups`, and stratified by label), never in-sample; the classifier kept for scoring is refit on all train
    frames.
 3. **Ensemble**: the channel probabilities of all regions are concatenated per frame, then the
-   frame's vector is concatenated with those of its ``neighbours`` (3) sampled frames before and
-   after it (clamped at the ends of the video) and a final XGBoost (``max_depth`` 6, 100 trees)
+   frame's vector is concatenated with those of its ``neighbours`` (3) frames before and after
+   it and a final XGBoost (``max_depth`` 6, 100 trees)
    gives P(fake) per frame; the video score is the mean of its frames (evaluate stage).
-   ``scale_pos_weight`` = #real / #fake in every XGBoost.
+   ``scale_pos_weight`` = #real / #fake in every XGBoost. Frames (``frame_step``, 6, in source
+   frames, the authors' every 6th frame): where a video's sampled frames hold the grid
+   ``frame_index % 6 == 0`` densely (two grid frames 6 apart), only its grid frames are used and
+   the window takes the frames +-6, +-12, +-18 source frames away (a missing one, no face or past
+   the ends, is replaced by the nearest present frame between it and the frame); other videos
+   use every sampled frame and the adjacent sampled frames (clamped at the ends), as with
+   ``frame_step: 0``. Counts in ``fit_summary["frame_selection"]`` and the metrics.
 4. Optional **region heads** (``region_heads: true``): the same final classifier on one region's
    channel probabilities only, for the per-region AUCs of the paper's Table 1
    (``extra_metrics``); they are diagnostics and never enter the ensemble score.
@@ -468,7 +474,9 @@ class DefakeHop(Detector):
             "fold_grouping": fold_info["grouping"], "fold_groups": int(len(np.unique(groups))),
             "channels": len(columns),
             "final_features": int(probs.shape[1] * rows.shape[1]),
-            "frame_selection": self._frame_info["train"],
+            # frames the fit used (rows with non-finite features left out: not the store's count)
+            "frame_selection": {**{k: v for k, v in self._frame_info["train"].items()
+                                   if k != "frames_sampled"}, "frames_used": int(len(y))},
             "pca_components": {f"{r}_hop{h}": self.pcas[(r, h)].n_components for r, h in self._blocks()},
             "oof_channel_auc_max": max(chan_auc.values()) if chan_auc else None,
             "seconds": round(time.perf_counter() - t0, 2),
