@@ -91,5 +91,7 @@ def test_saab_features_drop_and_record_out_of_frame_frames(tmp_path):
     assert int(reader.attrs["frames_dropped_outside_frame"]) == 3
     assert json.loads(reader.attrs["videos_dropped_outside_frame"]) == {"fake/b.mp4": 2}
     reader.close()
-    assert F.dropped_outside_frame(tmp_path / "saab", manifest) == {
+    from dfdetect.detectors.defakehop import dropped_outside_frame
+
+    assert dropped_outside_frame(tmp_path / "saab", manifest) == {
         "test": {"frames": 0, "videos_emptied": 0}, "train": {"frames": 3, "videos_emptied": 1}}

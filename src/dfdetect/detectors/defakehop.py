@@ -585,7 +585,6 @@ class DefakeHop(Detector):
 
     def fidelity(self, data: DetectorData, split: str | None = None) -> dict:
         """The figures issue 11 compares with the paper (see :meth:`extra_metrics`)."""
-        from ..saab.features import dropped_outside_frame  # noqa: PLC0415
         from ..store import Store  # noqa: PLC0415
 
         pca = {r: {f"hop{h}": self.pcas[(r, h)].n_components for h in self.params["hops"]
@@ -703,6 +702,35 @@ class DefakeHop(Detector):
         det.final = load_xgboost_json(directory / "final_xgb.json")
         det.region_models = load_xgboost_json(directory / "region_xgb.json", depth=1)
         return det
+
+
+def dropped_outside_frame(saab_dir: str | Path, manifest: pd.DataFrame) -> dict:
+    """Frames (and videos left with none) that saab_features dropped for a patch outside the
+    frame (the Saab store's attributes, see ``dfdetect.saab.features``), per split of
+    ``manifest``: ``{split: {"frames": n, "videos_emptied": m}}``."""
+    import json  # noqa: PLC0415
+
+    split_of = dict(zip(manifest["video_id"].astype(str), manifest["split"].astype(str)))
+    out: dict[str, dict[str, int]] = {}
+
+    def add(vid: str, frames: int, emptied: bool) -> None:
+        split = split_of.get(vid)
+        if split is None:
+            return
+        entry = out.setdefault(split, {"frames": 0, "videos_emptied": 0})
+        entry["frames"] += int(frames)
+        entry["videos_emptied"] += int(emptied)
+
+    from ..store import ShardReader, shard_files  # noqa: PLC0415
+
+    for path in shard_files(saab_dir):
+        with ShardReader(path) as reader:
+            emptied = reader.attrs.get("videos_dropped_outside_frame") or "{}"
+            for vid, n in (json.loads(emptied) if isinstance(emptied, str) else emptied).items():
+                add(str(vid), int(n), True)
+            for vid in reader.videos():
+                add(vid, int(reader.video_attrs(vid).get("dropped_outside_frame", 0)), False)
+    return {k: out[k] for k in sorted(out)}
 
 
 def saab_parameters(store) -> dict[str, int]:

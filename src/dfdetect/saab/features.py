@@ -14,7 +14,7 @@ so the face store is not rebuilt. A dropped frame is a row of the failures table
 and how much of which patch was outside) and counts in the Saab store (each video's
 ``dropped_outside_frame`` attribute; videos left with no frame are in the root attribute
 ``videos_dropped_outside_frame``, video -> frames); neither the PixelHop fit nor the detector
-sees it (:func:`dropped_outside_frame` sums them per split).
+sees it (``dfdetect.detectors.defakehop.dropped_outside_frame`` sums them per split).
 """
 
 from __future__ import annotations
@@ -318,32 +318,6 @@ def transform_shard(faces_shard: str | Path, out_path: str | Path, model_dir: st
         flush()
     reader.close()
     return failures
-
-
-def dropped_outside_frame(saab_dir: str | Path, manifest: pd.DataFrame) -> dict:
-    """Frames (and videos left with none) that saab_features dropped for a patch outside the
-    frame, per split of ``manifest``: ``{split: {"frames": n, "videos_emptied": m}}``."""
-    import json  # noqa: PLC0415
-
-    split_of = dict(zip(manifest["video_id"].astype(str), manifest["split"].astype(str)))
-    out: dict[str, dict[str, int]] = {}
-
-    def add(vid: str, frames: int, emptied: bool) -> None:
-        split = split_of.get(vid)
-        if split is None:
-            return
-        entry = out.setdefault(split, {"frames": 0, "videos_emptied": 0})
-        entry["frames"] += int(frames)
-        entry["videos_emptied"] += int(emptied)
-
-    for path in shard_files(saab_dir):
-        with ShardReader(path) as reader:
-            emptied = reader.attrs.get("videos_dropped_outside_frame") or "{}"
-            for vid, n in (json.loads(emptied) if isinstance(emptied, str) else emptied).items():
-                add(str(vid), int(n), True)
-            for vid in reader.videos():
-                add(vid, int(reader.video_attrs(vid).get("dropped_outside_frame", 0)), False)
-    return {k: out[k] for k in sorted(out)}
 
 
 def fit(faces_dir: str | Path, manifest: pd.DataFrame, model_dir: str | Path, cfg: Mapping, seed: int,
