@@ -3,7 +3,9 @@
 Fits one channel-wise PixelHop++ tree per facial region (left eye, right eye, mouth) on the
 32x32 patches of TRAIN videos only (at most saab.fit_max_images frames, sampled with the seed),
 saves the fitted trees to models/saab/<region>.{npz,json}, then transforms every frame of every
-split, face shard by face shard, into data/saab/shard-N.h5 (fields <region>_hop<h>).
+split, face shard by face shard, into data/saab/shard-N.h5 (fields <region>_hop<h>). Frames
+whose patches reach outside the video frame are dropped (fit and transform) and listed in the
+failures table.
 Only the `saab` params section (and the seed) affect this stage, so changing the classifier's
 params (models.defakehop) does not rerun it. Example:
 

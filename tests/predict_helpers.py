@@ -26,7 +26,7 @@ SENTENCES = ["the ship sailed across the stormy ocean", "the oven baked fresh br
 VOICES = ["en-us", "en-gb", "en-us+f3"]
 SPLITS = ["train"] * 6 + ["val"] * 4 + ["test"] * 2
 TINY_PARAMS = {
-    "sample_frames": {"num_frames": 4, "threads": 1},
+    "sample_frames": {"strategy": "uniform", "num_frames": 4, "threads": 1},   # frames 0, 8, 16, 24
     "align_faces": {"fallback": "", "coarse_side": 0},
     "saab": {"fit_max_images": 200, "max_channels": 4, "executor": {"backend": "serial", "workers": 1}},
     "hyperspectral": {"size": 32, "batch_size": 8, "device": "cpu"},

@@ -75,7 +75,7 @@ def _exit2(main, argv, capsys) -> str:
     ("num_frames", "0", "sample_frames.num_frames = 0", "integer >= 1"),
     ("num_frames", "-3", "sample_frames.num_frames = -3", "integer >= 1"),
     ("num_frames", "abc", "sample_frames.num_frames = 'abc'", "integer >= 1"),
-    ("strategy", "bogus", "sample_frames.strategy = 'bogus'", "one of uniform, every_k, fps, all"),
+    ("strategy", "bogus", "sample_frames.strategy = 'bogus'", "one of uniform, every_k, uniform_every_k, fps, all"),
     ("every_k", "0", "sample_frames.every_k = 0", "integer >= 1"),
     ("fps", "0", "sample_frames.fps = 0", "number > 0"),
     ("fps", ".nan", "sample_frames.fps = nan", "number > 0"),

@@ -144,10 +144,10 @@ def test_num_parameters_table(trained):
     # Saab kernels: kept channels x 27 (hop 1) or x 9, at most 5 channels here
     assert 0 < n["saab_hop1"] <= 3 * 27 * 5 and n["saab_hop1"] % 27 == 0
     assert 0 < n["saab_hop2"] <= 3 * 9 * 5 and n["saab_hop2"] % 9 == 0
-    # spatial PCA: 225, 49, 9 inputs x components (no channel normalisation by default)
+    # spatial PCA: 225, 49, 9 inputs x components, + 1 channel mean per channel (centring)
     for hop, hw in ((1, 225), (2, 49), (3, 9)):
         pcas = [det.pcas[(r, hop)] for r in F.PATCH_REGIONS]
-        assert n[f"pca_hop{hop}"] == sum(p.components_.shape[0] * hw for p in pcas)
+        assert n[f"pca_hop{hop}"] == sum(p.components_.shape[0] * hw + len(p.channel_mean_) for p in pcas)
         assert all(p.components_.shape[1] == hw for p in pcas)
     # a max_depth-1 tree is one split (2 params) and two leaves: <= 4 params per tree
     assert n["channel_xgb"] <= 4 * 20 * n["channel_xgb_count"]
@@ -470,3 +470,171 @@ def test_evaluate_stage_with_no_scorable_test_item_exits_2(workdir, trained, tmp
     fails = pd.read_csv(tmp_path / "data" / "failures" / "evaluate" / "defakehop.csv")
     assert set(fails["video_id"]) == tests
     assert not (tmp_path / "metrics" / "defakehop.json").exists()
+
+
+# ----------------------------------------------------------------------------- issue 11
+def _offset_responses(seed: int = 0, n: int = 400, k: int = 6):
+    """(n, 7, 7, k) smooth spatial responses (a decaying spectrum of cosine maps), and the same
+    with a per-channel offset of ~1e4 differing by 1e3 between channels, as Saab biases give."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:7, 0:7] / 6.0
+    basis = np.stack([np.cos(np.pi * (a * yy + b * xx)) for a in range(4) for b in range(4)])
+    coef = rng.normal(size=(n, k, len(basis))) / np.sqrt(1.0 + np.arange(len(basis)))
+    clean = np.einsum("nkb,bhw->nhwk", coef, basis) * 50.0
+    offsets = 13_000.0 + 1_000.0 * rng.random(k)
+    return clean, clean + offsets
+
+
+def test_spatial_pca_centres_each_channel_before_the_90_percent_cut():
+    """Issue 11: the per-unit Saab offsets dominated the shared PCA (49 -> 1 at hop 2)."""
+    from dfdetect.detectors.defakehop import DefakeHop, SpatialPCA
+
+    clean, offset = _offset_responses()
+    n_clean = SpatialPCA(0.9).fit(clean).n_components
+    assert n_clean > 3
+    assert SpatialPCA(0.9).fit(offset).n_components == n_clean        # the default centres
+    assert SpatialPCA(0.9, norm="none").fit(offset).n_components == 1  # the old behaviour
+    assert DefakeHop.defaults["pca_channel_norm"] == "mean"
+    # centring is part of the fitted transform: train and test rows are shifted alike
+    pca = SpatialPCA(0.9).fit(offset)
+    np.testing.assert_allclose(pca.transform(offset[:5]), SpatialPCA(0.9).fit(offset).transform(offset[:5]))
+    assert abs(pca.transform(offset).mean()) < 1.0
+
+
+def _leak_store(root: Path, seed: int = 0, frames=(0, 6, 12, 18)):
+    """A one-channel Saab store whose only feature is a random code per CLIP, shared by the
+    clip's c23 and c40 copies (two videos): a classifier that has seen one copy knows the other's
+    label, one that has not knows nothing. 24 people in 12 pairs; each has a real clip and a fake
+    clip whose source is their partner (FF++'s t_s / s_t)."""
+    rng = np.random.default_rng(seed)
+    rows, videos = [], []
+    for p in range(24):
+        for clip, label in ((0, "real"), (1, "fake")):
+            code = float(rng.random())
+            for q in ("c23", "c40"):
+                vid = f"{label}/p{p:02d}_clip{clip}_{q}.mp4"
+                rows.append({"video_id": vid, "path": vid, "dataset": "synthetic", "label": label,
+                             "method": "swap" if label == "fake" else "", "quality": q,
+                             "split": "train", "identity": f"p{p:02d}",
+                             "source_id": f"p{p ^ 1:02d}" if label == "fake" else ""})
+                feats = np.full((len(frames), 3, 3, 1), code)
+                videos.append((vid, feats.astype(np.float32)))
+    with ShardWriter(shard_path(root / "saab", 0), stage="saab_features") as w:
+        for vid, feats in sorted(videos):
+            w.add_video(vid, np.asarray(frames), left_eye_hop1=feats)
+    return pd.DataFrame(rows)
+
+
+def test_folds_group_people_linked_by_fakes(tmp_path):
+    from dfdetect.detectors.defakehop import fold_groups, make_folds
+
+    manifest = _leak_store(tmp_path)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    items = data.items("saab", "train")
+    groups, info = fold_groups(items, manifest)
+    assert info["grouping"].startswith("people linked by fakes") and info["linked_groups"] == 12
+    folds = make_folds(items["y"].to_numpy(), groups, 3, 0)
+    ident = items.merge(manifest[["video_id", "source_id"]], on="video_id")
+    f = ident.assign(f=folds)
+    # a person's every clip and quality in one fold, and every fake in its source person's fold
+    assert f.groupby("identity")["f"].nunique().max() == 1
+    fold_of = f.groupby("identity")["f"].first()
+    fakes = f[f["source_id"] != ""]
+    assert (fakes["source_id"].map(fold_of) == fakes["f"]).all()
+    # fakes that link every person into one group: fall back to the target identity, said so
+    chain = manifest.copy()
+    fake = chain["label"] == "fake"
+    chain.loc[fake, "source_id"] = [f"p{(int(i[1:]) + 1) % 24:02d}" for i in chain.loc[fake, "identity"]]
+    groups, info = fold_groups(items, chain)
+    assert info["linked_groups"] == 1 and info["grouping"].startswith("target identity")
+    assert len(np.unique(groups)) == 24
+    assert items.assign(g=groups).groupby("identity")["g"].nunique().max() == 1
+
+
+def test_final_classifier_is_fed_out_of_fold_probabilities(tmp_path, monkeypatch):
+    """Issue 11: folds grouped by video put a clip's other quality copy in the training folds,
+    so a clip-specific feature was a perfect out-of-fold predictor inside the train split. With
+    folds grouped by people, the channel probabilities the final classifier is trained on are
+    at chance on that feature, while the refit (in-sample) channel model is near perfect."""
+    from sklearn.metrics import roc_auc_score
+
+    import dfdetect.detectors.defakehop as D
+
+    manifest = _leak_store(tmp_path)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    det = create("defakehop", {"regions": ["left_eye"], "hops": [1], "n_folds": 6, "neighbours": 0,
+                               "channel_xgb": {"n_estimators": 200, "learning_rate": 0.5},
+                               "region_heads": False, "nthread": 1})
+    seen = []
+    real_train = D._train
+
+    def spy(x, y, spec, seed, nthread):
+        if spec is det.params["final_xgb"]:
+            seen.append((np.array(x), np.array(y)))
+        return real_train(x, y, spec, seed, nthread)
+
+    monkeypatch.setattr(D, "_train", spy)
+    det.fit(data)
+    assert len(seen) == 1
+    x_final, y = seen[0]
+    assert x_final.shape == (len(y), 1)
+    oof_auc = roc_auc_score(y, x_final[:, 0])
+    items = data.items("saab", "train")
+    z = det.pcas[("left_eye", 1)].transform(D.DefakeHop._read_field(Store(tmp_path / "saab"), items,
+                                                                    "left_eye_hop1"))
+    in_sample = roc_auc_score(items["y"], D._predict(det.channel_models["left_eye_hop1"][0], z[:, 0, :]))
+    assert in_sample > 0.95                      # the feature is memorisable in-sample
+    assert oof_auc < 0.7, oof_auc                # but the final classifier never sees that
+    # (folds by video: 0.81, the other quality copy of each clip sat in the training folds)
+
+
+def test_dense_frame_selection_in_source_frames():
+    """Issue 11: DefakeHop's own frames, every 6th of the video, and the +-3 window over the
+    adjacent ones in source frames (the authors' code), where the sampled frames allow it."""
+    from dfdetect.detectors.defakehop import neighbour_rows, select_frames
+
+    frames = {"a": np.arange(0, 49, 3),                 # dense: every 3rd frame
+              "b": np.array([0, 7, 14, 21, 28, 35, 42, 49]),   # uniform 8 of 50: sparser
+              "c": np.array([0, 6, 12, 24, 30])}         # the grid, frame 18 without a face
+    items = pd.DataFrame([(v, int(f)) for v, fs in frames.items() for f in fs],
+                         columns=["video_id", "frame_index"])
+    sel, info = select_frames(items, 6)
+    got = sel.groupby("video_id")["frame_index"].apply(list).to_dict()
+    assert got["a"] == list(range(0, 49, 6))
+    assert got["b"] == list(frames["b"]) and got["c"] == list(frames["c"])
+    assert info == {"frame_step": 6, "videos": 3, "videos_dense": 2, "frames_sampled": 30,
+                    "frames_used": 9 + 8 + 5}
+    rows = neighbour_rows(sel, 3, 6)
+    fi = sel["frame_index"].to_numpy()
+
+    def window(video, frame):
+        return list(fi[rows[np.flatnonzero((sel["video_id"] == video) & (sel["frame_index"] == frame))[0]]])
+
+    assert window("a", 24) == [6, 12, 18, 24, 30, 36, 42]
+    assert window("a", 0) == [0, 0, 0, 0, 6, 12, 18]
+    assert window("a", 48) == [30, 36, 42, 48, 48, 48, 48]
+    assert window("c", 12) == [0, 0, 6, 12, 12, 24, 30]          # 18 missing: the nearest before
+    assert window("c", 24) == [6, 12, 24, 24, 30, 30, 30]         # 18 missing: the nearest after
+    assert window("b", 21) == [0, 7, 14, 21, 28, 35, 42]         # sparse: adjacent sampled frames
+    # step 0: every sampled frame, adjacent windows (the behaviour before)
+    sel0, info0 = select_frames(items, 0)
+    assert len(sel0) == 30 and info0["videos_dense"] == 0
+    np.testing.assert_array_equal(neighbour_rows(sel0, 3, 0), neighbour_rows(items, 3))
+
+
+def test_detector_uses_its_dense_frames(tmp_path):
+    manifest = _leak_store(tmp_path, frames=np.arange(0, 24, 3))
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    det = create("defakehop", {"regions": ["left_eye"], "hops": [1], "n_folds": 3,
+                               "channel_xgb": {"n_estimators": 5}, "final_xgb": {"n_estimators": 5},
+                               "region_heads": False, "nthread": 1})
+    assert det.params["frame_step"] == 6
+    summary = det.fit(data)
+    assert summary["train_frames"] == 96 * 4                      # frames 0, 6, 12, 18 of 0..21
+    assert summary["frame_selection"]["videos_dense"] == 96
+    scores = det.score(data, "train")
+    assert sorted(scores["frame_index"].unique()) == [0, 6, 12, 18]
+    extra = det.fidelity(data, "train")
+    assert extra["frame_selection"]["train"]["frames_used"] == 96 * 4
+    assert extra["folds"]["fold_grouping"].startswith("people linked by fakes")
+    assert extra["pca_components"] == {"left_eye": {"hop1": det.pcas[("left_eye", 1)].n_components}}

@@ -44,7 +44,7 @@ def test_thresholds_and_channel_caps(patches):
         assert np.all(np.diff(h.energy) <= 0)                       # highest energy first
         # the kept channels are the highest-energy candidates across all c/w Saabs of the hop
         parent = np.ones(1) if i == 0 else ph.hops[i - 1].energy[ph.hops[i - 1].split]
-        cand = np.sort(np.concatenate([u.energy_ * parent[j] for j, u in enumerate(h.units)]))[::-1]
+        cand = np.sort(np.concatenate([u.ac_energy_ * parent[j] for j, u in enumerate(h.units)]))[::-1]
         cand = cand[cand > 0.001]
         assert h.candidates == len(cand)
         np.testing.assert_allclose(h.energy, cand[:h.n_out])
@@ -56,8 +56,32 @@ def test_thresholds_and_channel_caps(patches):
             assert not h.split.any()
     assert ph.num_parameters() == {"hop1": 27 * ph.hops[0].n_out, "hop2": 9 * ph.hops[1].n_out,
                                    "hop3": 9 * ph.hops[2].n_out}
-    # hop-1 energies (DC included) are shares of the total: all of them sum to 1
-    assert ph.hops[0].units[0].energy_.sum() == pytest.approx(1.0)
+    # hop-1 energies are shares of the AC energy: the AC channels' shares sum to 1
+    assert ph.hops[0].units[0].ac_energy_.sum() == pytest.approx(1.0)
+
+
+def test_decisions_on_ac_energy_dc_never_kept(patches):
+    """Keep/split on AC energy (defakehop.txt 3.2.1, the authors' code), not on shares of a
+    total the DC (local mean) dominates: on photo patches the DC holds most of the variance,
+    and counting it made hop 1 keep and pass on far fewer channels (and output the DC)."""
+    ph = PixelHop(seed=1, max_channels=26).fit(patches)
+    saab = ph.hops[0].units[0]
+    assert saab.energy_[0] > 0.5                                      # the DC dominates the total
+    for h in ph.hops:
+        assert 0 not in h.out_channel                                # no DC channel, any hop
+    # hop 1: every AC channel above keep_thr is output (cap 26), those above split_thr go on
+    ac = saab.ac_energy_
+    assert ph.hops[0].n_out == int((ac > 0.001).sum())
+    assert int(ph.hops[0].split.sum()) == int((ac > 0.01).sum())
+    np.testing.assert_allclose(ph.hops[0].energy, np.sort(ac[ac > 0.001])[::-1])
+    # the shares of the total would have passed fewer channels on: the decision is not that
+    assert int((saab.energy_[1:] > 0.01).sum()) < int(ph.hops[0].split.sum())
+    # a child's energy is its AC share within its Saab times its parent's energy
+    parent = ph.hops[0].energy[ph.hops[0].split]
+    h2 = ph.hops[1]
+    for k in range(h2.n_out):
+        u, ch = int(h2.out_unit[k]), int(h2.out_channel[k])
+        assert h2.energy[k] == pytest.approx(h2.units[u].ac_energy_[ch - 1] * parent[u])
 
 
 def test_higher_threshold_keeps_fewer(patches):

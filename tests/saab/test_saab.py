@@ -86,3 +86,19 @@ def test_dc_complement_basis():
     b = dc_complement_basis(9)
     np.testing.assert_allclose(b.T @ b, np.eye(8), atol=1e-12)
     np.testing.assert_allclose(b.sum(axis=0), 0.0, atol=1e-12)
+
+
+def test_ac_energy_is_the_authors_normalisation(vectors):
+    """AC energies: eigenvalues of the covariance of the DC-removed vectors over their sum, the
+    DC taking no share (the authors' Saab: PCA of patch-mean-removed vectors, last eigenvalue
+    dropped, normalised by the sum of the rest)."""
+    s = Saab().fit(vectors)
+    x = vectors - vectors.mean(axis=0)
+    x -= x.mean(axis=1, keepdims=True)
+    ev = np.sort(np.linalg.eigvalsh(np.cov(x, rowvar=False)))[::-1][:-1]
+    assert s.ac_energy_.shape == (26,)
+    np.testing.assert_allclose(s.ac_energy_, ev / ev.sum(), rtol=1e-7, atol=1e-12)
+    assert s.ac_energy_.sum() == pytest.approx(1.0, abs=1e-12)
+    # shares of the total (DC included) are a different, smaller thing
+    assert s.energy_[1:].sum() < 1.0 - 1e-3
+    assert np.array_equal(Saab.from_state(s.state()).ac_energy_, s.ac_energy_)

@@ -75,3 +75,19 @@ def test_keyframe_between_and_plan():
     assert [k for _, k in plan([1, 3, 5, 9], kf)] == [None] * 4
     assert plan([2, 15, 16, 35], kf) == [(2, None), (15, 10), (16, None), (35, 30)]
     assert plan([0], np.array([0])) == [(0, None)]
+
+
+def test_uniform_every_k_spreads_num_frames_over_the_grid():
+    """Issue 11: as many frames as ``uniform``, over the whole video, all on the every_k grid;
+    on a short clip (the demo: 50 frames, 8 wanted, k = 6) adjacent frames are mostly k apart."""
+    from dfdetect.video.indices import uniform_every_k
+
+    demo = uniform_every_k(50, 8, 6)
+    assert demo.tolist() == [0, 6, 12, 18, 30, 36, 42, 48]
+    assert uniform(50, 8).tolist() == [0, 7, 14, 21, 28, 35, 42, 49]   # never on the grid
+    long = uniform_every_k(400, 8, 6)
+    assert len(long) == 8 and np.all(long % 6 == 0) and long[0] == 0 and long[-1] >= 390
+    assert uniform_every_k(400, 100, 6).tolist() == every_k(400, 6).tolist()   # the paper's
+    assert uniform_every_k(0, 8, 6).tolist() == []
+    params = {"strategy": "uniform_every_k", "every_k": 6, "num_frames": 8, "fps": 1.0}
+    assert indices_from_params(50, params).tolist() == demo.tolist()

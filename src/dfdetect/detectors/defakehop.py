@@ -9,18 +9,25 @@ Training (train split only):
 
 1. **Spatial PCA** per hop and region: the ``H_h*W_h`` responses of every channel of every train
    frame are the samples (one PCA shared by the channels of a hop, as in the paper's parameter
-   count 225x45, 49x25, 9x5); keep the fewest components reaching ``pca_energy`` (0.9) of the
-   variance.
+   count 225x45, 49x25, 9x5), each channel centred first (``pca_channel_norm: mean``: the
+   per-unit Saab offsets removed); keep the fewest components reaching ``pca_energy`` (0.9) of
+   the variance.
 2. **Channel-wise soft classifiers**: one XGBoost (``max_depth`` 1, 100 trees) per channel per
    hop per region on that channel's PCA coefficients. Their train-split probabilities that feed
-   the next classifier are **out-of-fold** (``n_folds``-fold cross-fitting grouped by video and
-   stratified by label), never in-sample; the classifier kept for scoring is refit on all train
+   the next classifier are **out-of-fold** (``n_folds``-fold cross-fitting grouped by the people
+   that fakes link, see :func:`fold_groups`, and stratified by label), never in-sample; the classifier kept for scoring is refit on all train
    frames.
 3. **Ensemble**: the channel probabilities of all regions are concatenated per frame, then the
-   frame's vector is concatenated with those of its ``neighbours`` (3) sampled frames before and
-   after it (clamped at the ends of the video) and a final XGBoost (``max_depth`` 6, 100 trees)
+   frame's vector is concatenated with those of its ``neighbours`` (3) frames before and after
+   it and a final XGBoost (``max_depth`` 6, 100 trees)
    gives P(fake) per frame; the video score is the mean of its frames (evaluate stage).
-   ``scale_pos_weight`` = #real / #fake in every XGBoost.
+   ``scale_pos_weight`` = #real / #fake in every XGBoost. Frames (``frame_step``, 6, in source
+   frames, the authors' every 6th frame): where a video's sampled frames hold the grid
+   ``frame_index % 6 == 0`` densely (two grid frames 6 apart), only its grid frames are used and
+   the window takes the frames +-6, +-12, +-18 source frames away (a missing one, no face or past
+   the ends, is replaced by the nearest present frame between it and the frame); other videos
+   use every sampled frame and the adjacent sampled frames (clamped at the ends), as with
+   ``frame_step: 0``. Counts in ``fit_summary["frame_selection"]`` and the metrics.
 4. Optional **region heads** (``region_heads: true``): the same final classifier on one region's
    channel probabilities only, for the per-region AUCs of the paper's Table 1
    (``extra_metrics``); they are diagnostics and never enter the ensemble score.
@@ -58,20 +65,21 @@ class SpatialPCA:
 
     ``norm`` says what is done to each channel before its rows join the shared PCA:
 
-    - ``"none"`` (default; the paper's and the authors' formulation): nothing. Because this
-      implementation keeps the DC channels and the Saab bias (per Saab unit), channels differ
-      in offset, and that offset (a "uniform map" direction) takes most of the energy of hops
-      2 and 3: 49 -> 1 and 9 -> 1 components at 90 % on the demo, against the paper's 25/30
-      and 5. It also carries the per-frame response level that separates blurred (resampled)
-      faces, and gave the best AUC on the demo and the synthetic test.
-    - ``"mean"``: subtract each channel's scalar mean (1 parameter per channel).
-    - ``"standard"``: also divide by each channel's standard deviation (2 per channel); gives
-      the paper's dimensions (225 -> ~40, 49 -> ~17, 9 -> ~4-5) but a lower AUC on the demo.
+    - ``"mean"`` (default): subtract each channel's scalar mean over the train responses (1
+      parameter per channel). Every Saab unit adds its own bias (and its kernels their own
+      ``-k . mean``), so the channels of a hop differ in offset by far more than they vary
+      (demo hop 2: channel means 13,078-14,300, stds 72-747); left in, that offset (a "uniform
+      map" direction) takes most of the energy and the 90 % PCA keeps 13 / 1 / 1 components at
+      hops 1-3 instead of the paper's 45 / 25-30 / 5. The authors' Saab has no such offsets
+      (their AC responses are of mean-removed vectors, and their bias is orthogonal to the AC
+      kernels), so centring each channel is what brings this implementation to their PCA.
+    - ``"none"``: nothing (this implementation before the fix; kept to compare).
+    - ``"standard"``: also divide by each channel's standard deviation (2 per channel).
     """
 
     NORMS = ("none", "mean", "standard")
 
-    def __init__(self, energy: float = 0.9, norm: str = "none"):
+    def __init__(self, energy: float = 0.9, norm: str = "mean"):
         self.energy = float(energy)
         if norm not in self.NORMS:
             raise ValueError(f"spatial PCA channel norm must be one of {self.NORMS}, got {norm!r}")
@@ -200,8 +208,49 @@ def _write_compact_json(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n")
 
 
+def fold_groups(items: pd.DataFrame, manifest: pd.DataFrame) -> tuple[np.ndarray, dict]:
+    """Cross-fitting group of each row of ``items`` and how the groups were made.
+
+    People linked by fakes: each video joins its ``identity`` and, for a fake, its
+    ``source_id`` (manifest columns; scipy's connected components), so one person's clips at
+    every quality and every fake made onto or from them share a group (FF++: a clip's c23 and
+    c40 copies and both fakes of a pair). A video without an identity is its own person. When
+    that leaves fewer than 2 groups holding each class (the demo: every train fake pairs two of
+    its 4 train people, which links all 4), the groups fall back to the target identity alone
+    (a fake's source person may then sit in another fold) and ``grouping`` says so."""
+    from scipy.sparse import coo_matrix  # noqa: PLC0415
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
+    cols = manifest.set_index("video_id")
+    vid = items["video_id"].astype(str).to_numpy()
+    ident = cols["identity"].reindex(vid).fillna("").astype(str).to_numpy()
+    src = cols["source_id"].reindex(vid).fillna("").astype(str).to_numpy()
+    person = np.where(ident != "", ident, np.char.add("video:", vid.astype(str)))
+    names, code = np.unique(np.concatenate([person, src[src != ""]]), return_inverse=True)
+    a = code[:len(person)]
+    b = a.copy()
+    b[src != ""] = code[len(person):]
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(names), len(names)))
+    _, comp = connected_components(graph, directed=False)
+    y = items["y"].to_numpy()
+
+    def per_class(g):
+        return min(len(np.unique(g[y == c])) for c in (0, 1))
+
+    linked = comp[a]
+    info = {"people": int(len(np.unique(person))), "linked_groups": int(len(np.unique(linked)))}
+    if per_class(linked) >= 2:
+        return linked, dict(info, grouping="people linked by fakes (identity + source_id)")
+    _, target = np.unique(person, return_inverse=True)
+    log.warning("defakehop: fakes link the %d train people into %d group(s): cross-fitting folds "
+                "fall back to the target identity", info["people"], info["linked_groups"])
+    return target, dict(info, grouping="target identity (fakes link every person into "
+                                       f"{info['linked_groups']} group(s))")
+
+
 def make_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold id per row: stratified by label, grouped by ``groups`` (videos), deterministic."""
+    """Fold id per row: stratified by label, grouped by ``groups`` (see :func:`fold_groups`),
+    deterministic."""
     from sklearn.model_selection import StratifiedGroupKFold  # noqa: PLC0415
 
     _, g = np.unique(groups, return_inverse=True)
@@ -216,9 +265,38 @@ def make_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np
     return folds
 
 
-def neighbour_rows(items: pd.DataFrame, neighbours: int) -> np.ndarray:
-    """(N, 2*neighbours+1) row indices of each frame's sampled neighbours in its video
-    (offsets -n..n, clamped at the ends). ``items`` sorted by video_id, frame_index."""
+def select_frames(items: pd.DataFrame, step: int) -> tuple[pd.DataFrame, dict]:
+    """DefakeHop's own frames, in source-frame units (the authors' code: every 6th frame of the
+    video, the multi-frame window over adjacent ones). Per video: where its sampled frames hold
+    two frames ``step`` apart on the grid ``frame_index % step == 0`` (sample_frames strategy
+    ``every_k`` or ``uniform_every_k``, ``all``, ...), the grid frames only, marked ``dense``;
+    otherwise (sampled sparser than the grid) all its sampled frames. ``step`` 0: every sampled
+    frame. ``items`` sorted by video_id, frame_index; returns the kept rows (column ``dense``)
+    and counts."""
+    out = items.copy()
+    n_videos = int(out["video_id"].nunique())
+    if step <= 0 or out.empty:
+        out["dense"] = False
+        return out.reset_index(drop=True), {"frame_step": int(step), "videos": n_videos,
+                                            "videos_dense": 0, "frames_sampled": len(items),
+                                            "frames_used": len(items)}
+    on = out["frame_index"].to_numpy() % step == 0
+    grid = out[on]
+    gap = grid.groupby("video_id", sort=False)["frame_index"].diff()
+    dense_videos = set(grid.loc[gap.eq(step).to_numpy(), "video_id"])
+    dense = out["video_id"].isin(dense_videos).to_numpy()
+    out["dense"] = dense
+    out = out[on | ~dense].reset_index(drop=True)
+    return out, {"frame_step": int(step), "videos": n_videos, "videos_dense": len(dense_videos),
+                 "frames_sampled": len(items), "frames_used": len(out)}
+
+
+def neighbour_rows(items: pd.DataFrame, neighbours: int, step: int = 0) -> np.ndarray:
+    """(N, 2*neighbours+1) row indices of each frame's neighbours in its video (offsets -n..n).
+    ``items`` sorted by video_id, frame_index. Rows marked ``dense`` (:func:`select_frames`)
+    take, for offset j, the frame ``frame_index + j * step`` in source frames, or where that one
+    is missing (no face, out of the video) the nearest present frame between it and the frame
+    itself; the other rows take the j-th adjacent sampled frame, clamped at the ends."""
     vid = items["video_id"].to_numpy()
     n = len(vid)
     if n == 0:
@@ -229,7 +307,22 @@ def neighbour_rows(items: pd.DataFrame, neighbours: int) -> np.ndarray:
     length = np.repeat(lengths, lengths)
     pos = np.arange(n) - start
     offs = np.arange(-neighbours, neighbours + 1)
-    return start[:, None] + np.clip(pos[:, None] + offs[None, :], 0, length[:, None] - 1)
+    rows = start[:, None] + np.clip(pos[:, None] + offs[None, :], 0, length[:, None] - 1)
+    if step > 0 and "dense" in items and items["dense"].any():
+        code = np.repeat(np.arange(len(starts), dtype=np.int64), lengths) << 40
+        frame = items["frame_index"].to_numpy().astype(np.int64)
+        key = code | frame
+        dense = items["dense"].to_numpy(dtype=bool)
+        for c, j in enumerate(offs):
+            target = np.clip(frame + j * int(step), 0, (1 << 40) - 1)
+            if j > 0:     # the last present frame at or before the target (at worst the frame)
+                idx = np.searchsorted(key, code | target, side="right") - 1
+            elif j < 0:   # the first present frame at or after the target
+                idx = np.searchsorted(key, code | target, side="left")
+            else:
+                idx = np.arange(n)
+            rows[dense, c] = idx[dense]
+    return rows
 
 
 def multi_frame(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -247,9 +340,10 @@ class DefakeHop(Detector):
         "regions": list(REGIONS),
         "hops": [1, 2, 3],
         "pca_energy": 0.9,
-        "pca_channel_norm": "none",
+        "pca_channel_norm": "mean",
         "n_folds": 4,
         "neighbours": 3,
+        "frame_step": 6,
         "channel_xgb": {"max_depth": 1, "n_estimators": 100, "learning_rate": 0.3},
         "final_xgb": {"max_depth": 6, "n_estimators": 100, "learning_rate": 0.2,
                       "min_child_weight": 1, "gamma": 0.0, "subsample": 1.0,
@@ -262,7 +356,8 @@ class DefakeHop(Detector):
         "regions": _cfg.List(_cfg.Choice(*REGIONS), min_len=1, unique=True),
         "hops": _cfg.List(_cfg.Int(ge=1), min_len=1, unique=True),
         "pca_energy": _cfg.Float(gt=0, le=1), "pca_channel_norm": _cfg.Choice("none", "mean", "standard"),
-        "n_folds": _cfg.Int(ge=2), "neighbours": _cfg.Int(ge=0), "nthread": _cfg.Int(ge=0),
+        "n_folds": _cfg.Int(ge=2), "neighbours": _cfg.Int(ge=0), "frame_step": _cfg.Int(ge=0),
+        "nthread": _cfg.Int(ge=0),
         "seed": _cfg.Int(ge=0, nullable=True),
         "channel_xgb.max_depth": _cfg.Int(ge=1), "channel_xgb.n_estimators": _cfg.Int(ge=1),
         "channel_xgb.learning_rate": _cfg.Float(gt=0),
@@ -278,6 +373,7 @@ class DefakeHop(Detector):
         self.final = None
         self.region_models: dict[str, Any] = {}
         self._region_scores: dict[str, pd.DataFrame] = {}
+        self._frame_info: dict[str, dict] = {}
         self.saab_parameters: dict[str, int] = {}
         self.fit_summary: dict = {}
 
@@ -324,6 +420,7 @@ class DefakeHop(Detector):
         all_items = data.items("saab", "train")
         if all_items.empty:
             raise ValueError("defakehop: no train items in the saab store")
+        all_items, self._frame_info["train"] = select_frames(all_items, int(p["frame_step"]))
         store = Store(data.source("saab"))
         blocks = self._blocks()
         # Rows with NaN/inf in any block are left out of every fit. They are found on the arrays
@@ -352,7 +449,8 @@ class DefakeHop(Detector):
                     y = items["y"].to_numpy().astype(np.int64)
                     if len(np.unique(y)) < 2:
                         raise ValueError("defakehop: the train split needs both real and fake frames")
-                    folds = make_folds(y, items["video_id"].to_numpy(), int(p["n_folds"]), seed)
+                    groups, fold_info = fold_groups(items, data.manifest)
+                    folds = make_folds(y, groups, int(p["n_folds"]), seed)
                     n_folds = int(folds.max()) + 1
                 self._fit_block(region, hop, x, y, folds, n_folds, seed, nthread, oof_cols, columns,
                                 chan_auc)
@@ -362,7 +460,7 @@ class DefakeHop(Detector):
         self.saab_parameters = saab_parameters(store)
         self.columns_ = columns
         probs = np.stack(oof_cols, axis=1)                        # (N, M) out-of-fold
-        rows = neighbour_rows(items, int(p["neighbours"]))
+        rows = neighbour_rows(items, int(p["neighbours"]), int(p["frame_step"]))
         self.final = _train(multi_frame(probs, rows), y, p["final_xgb"], seed, nthread)
         self.region_models = {}
         if p["region_heads"]:
@@ -372,8 +470,13 @@ class DefakeHop(Detector):
                                                     p["final_xgb"], seed, nthread)
         self.fit_summary = {
             "train_frames": int(len(y)), "train_videos": int(items["video_id"].nunique()),
-            "fake_fraction": float(y.mean()), "folds": n_folds, "channels": len(columns),
+            "fake_fraction": float(y.mean()), "folds": n_folds,
+            "fold_grouping": fold_info["grouping"], "fold_groups": int(len(np.unique(groups))),
+            "channels": len(columns),
             "final_features": int(probs.shape[1] * rows.shape[1]),
+            # frames the fit used (rows with non-finite features left out: not the store's count)
+            "frame_selection": {**{k: v for k, v in self._frame_info["train"].items()
+                                   if k != "frames_sampled"}, "frames_used": int(len(y))},
             "pca_components": {f"{r}_hop{h}": self.pcas[(r, h)].n_components for r, h in self._blocks()},
             "oof_channel_auc_max": max(chan_auc.values()) if chan_auc else None,
             "seconds": round(time.perf_counter() - t0, 2),
@@ -418,7 +521,8 @@ class DefakeHop(Detector):
     def channel_probabilities(self, data: DetectorData, split: str) -> tuple[pd.DataFrame, np.ndarray]:
         from ..store import Store  # noqa: PLC0415
 
-        items = data.items("saab", split)
+        items, self._frame_info[split] = select_frames(data.items("saab", split),
+                                                       int(self.params["frame_step"]))
         if items.empty:
             return items, np.zeros((0, len(self.columns_)))
         store = Store(data.source("saab"))
@@ -443,7 +547,7 @@ class DefakeHop(Detector):
         if items.empty:
             out["score"] = np.zeros(0)
             return out
-        rows = neighbour_rows(items, int(self.params["neighbours"]))
+        rows = neighbour_rows(items, int(self.params["neighbours"]), int(self.params["frame_step"]))
         nthread = int(self.params["nthread"])
         out["score"] = _predict(self.final, multi_frame(probs, rows), nthread)
         region_scores = out[["video_id", "frame_index"]].copy()
@@ -453,7 +557,11 @@ class DefakeHop(Detector):
         return out.reset_index(drop=True)
 
     def extra_metrics(self, data: DetectorData, scores: pd.DataFrame) -> dict:
-        """Frame and video AUC per region (region heads) and for the ensemble (Table 1)."""
+        """Frame and video AUC per region (region heads) and for the ensemble (Table 1), and
+        what the paper's figures depend on: Saab channels kept and passed on per hop and region
+        (``saab_channels``), spatial PCA components kept (``pca_components``), how the
+        cross-fitting folds were grouped, the frames used (``frame_selection``) and the frames
+        saab_features dropped for a patch outside the frame (``dropped_outside_frame``)."""
         from ..metrics import evaluate  # noqa: PLC0415
 
         manifest = data.manifest
@@ -473,7 +581,25 @@ class DefakeHop(Detector):
         for name, df in tables.items():
             res = evaluate(df, manifest)
             out[name] = {"frame_auc": res["frame"].get("auc"), "video_auc": res["video"].get("auc")}
-        return {"auc_by_region": out}
+        return {"auc_by_region": out, **self.fidelity(data, split)}
+
+    def fidelity(self, data: DetectorData, split: str | None = None) -> dict:
+        """The figures issue 11 compares with the paper (see :meth:`extra_metrics`)."""
+        from ..store import Store  # noqa: PLC0415
+
+        pca = {r: {f"hop{h}": self.pcas[(r, h)].n_components for h in self.params["hops"]
+                   if (r, h) in self.pcas} for r in self.params["regions"]}
+        summary = Store(data.source("saab")).attrs().get("pixelhop")
+        summary = json.loads(summary) if isinstance(summary, str) else (summary or {})
+        channels = {r: [{"hop": int(h["hop"]), "kept": int(h["candidates"]),
+                         "output": int(h["output_channels"]), "passed_on": int(h["split_channels"])}
+                        for h in summary[r]] for r in self.params["regions"] if r in summary}
+        fit = self.fit_summary
+        return {"saab_channels": channels, "pca_components": pca,
+                "folds": {k: fit.get(k) for k in ("folds", "fold_grouping", "fold_groups")},
+                "frame_selection": {"train": fit.get("frame_selection"),
+                                    **({split: self._frame_info[split]} if split in self._frame_info else {})},
+                "dropped_outside_frame": dropped_outside_frame(data.source("saab"), data.manifest)}
 
     # ----------------------------------------------------------------- size
     def num_parameters(self) -> dict:
@@ -576,6 +702,35 @@ class DefakeHop(Detector):
         det.final = load_xgboost_json(directory / "final_xgb.json")
         det.region_models = load_xgboost_json(directory / "region_xgb.json", depth=1)
         return det
+
+
+def dropped_outside_frame(saab_dir: str | Path, manifest: pd.DataFrame) -> dict:
+    """Frames (and videos left with none) that saab_features dropped for a patch outside the
+    frame (the Saab store's attributes, see ``dfdetect.saab.features``), per split of
+    ``manifest``: ``{split: {"frames": n, "videos_emptied": m}}``."""
+    import json  # noqa: PLC0415
+
+    split_of = dict(zip(manifest["video_id"].astype(str), manifest["split"].astype(str)))
+    out: dict[str, dict[str, int]] = {}
+
+    def add(vid: str, frames: int, emptied: bool) -> None:
+        split = split_of.get(vid)
+        if split is None:
+            return
+        entry = out.setdefault(split, {"frames": 0, "videos_emptied": 0})
+        entry["frames"] += int(frames)
+        entry["videos_emptied"] += int(emptied)
+
+    from ..store import ShardReader, shard_files  # noqa: PLC0415
+
+    for path in shard_files(saab_dir):
+        with ShardReader(path) as reader:
+            emptied = reader.attrs.get("videos_dropped_outside_frame") or "{}"
+            for vid, n in (json.loads(emptied) if isinstance(emptied, str) else emptied).items():
+                add(str(vid), int(n), True)
+            for vid in reader.videos():
+                add(vid, int(reader.video_attrs(vid).get("dropped_outside_frame", 0)), False)
+    return {k: out[k] for k in sorted(out)}
 
 
 def saab_parameters(store) -> dict[str, int]:

@@ -7,9 +7,10 @@ transform. Convolutions use stride 1 and no padding, and every hop ends with a 2
 (32 -> 30 -> 15 -> 13 -> 7 -> 5 -> 3 for 32 x 32 inputs; odd sizes are pooled in "ceil" mode, the
 last window taking only the pixels that exist, i.e. never padded with zeros).
 
-Channel selection per hop, with energies in the PixelHop++ sense (a hop-1 channel's energy is its
-share of the total variance, DC included; a child channel's energy is its share within its
-parent's Saab times the parent's energy):
+Channel selection per hop, with energies in the PixelHop++ sense, on AC energy as the paper and
+the authors' code do (a hop-1 AC channel's energy is its share of the AC variance; a child
+channel's energy is its share of its Saab's AC variance times the parent's energy). The DC
+channels (local means) are never output nor passed on:
 
 - a channel whose energy exceeds ``keep_thr`` is a candidate output of the hop; the
   ``max_channels`` candidates of highest energy (across all c/w Saabs of the hop) are output,
@@ -178,11 +179,11 @@ class PixelHop:
             # candidates across all units of the hop, by global energy
             cu, cc, ce = [], [], []
             for u, saab in enumerate(units):
-                e = saab.energy_ * parent_energy[u]
-                for ch in np.flatnonzero(e > self.keep_thr):
+                e = saab.ac_energy_ * parent_energy[u]            # AC channel j = kernel j + 1
+                for j in np.flatnonzero(e > self.keep_thr):
                     cu.append(u)
-                    cc.append(int(ch))
-                    ce.append(float(e[ch]))
+                    cc.append(int(j) + 1)
+                    ce.append(float(e[j]))
             ce_arr = np.array(ce, dtype=np.float64)
             order = np.lexsort((np.array(cc), np.array(cu), -ce_arr)) if ce else np.zeros(0, int)
             order = order[: self.max_channels[hop]]

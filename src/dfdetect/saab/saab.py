@@ -12,8 +12,12 @@ orthonormal basis of R^D:
   kernels). The bias is a constant offset: it changes nothing downstream of a centred PCA or a
   tree classifier and commutes with max pooling; it is removed by ``inverse_transform``.
 
-``energy`` is the variance of each channel's response over the training vectors (the DC channel
-included) divided by the total variance, so the energies sum to 1.
+Energies. ``energy_`` is each channel's response variance divided by the total variance (DC
+included; they sum to 1). ``ac_energy_`` is what PixelHop++ decides on (defakehop.txt section
+3.2.1, and the authors' code): the AC channels' variances divided by the AC total, so they sum to
+1 over the ``D - 1`` AC channels and the DC (local mean) takes no share. On face patches the DC
+holds most of the total (0.89 at hop 1 of the demo), so shares of the total would make every
+AC channel look 9x weaker than the paper's thresholds assume.
 
 Eigenvector signs are made deterministic: each kernel's entry of largest magnitude is positive.
 The covariance is accumulated in float64 over batches, so fitting never materialises more than
@@ -35,6 +39,16 @@ def dc_complement_basis(dim: int) -> np.ndarray:
         basis[j, j - 1] = -float(j)
         basis[:, j - 1] /= np.sqrt(j * (j + 1.0))
     return basis
+
+
+def ac_energy(variance: np.ndarray) -> np.ndarray:
+    """Shares of the AC total of the AC variances ``variance[1:]`` (DC first); uniform when the
+    AC part has no variance."""
+    ac = np.asarray(variance, dtype=np.float64)[1:]
+    total = float(ac.sum())
+    if not len(ac):
+        return ac
+    return ac / total if total > 0 else np.full(len(ac), 1.0 / len(ac))
 
 
 def _fix_signs(vectors: np.ndarray) -> np.ndarray:
@@ -92,7 +106,9 @@ class Saab:
     """One Saab transform on ``(n, D)`` vectors (scikit-learn style).
 
     Attributes after ``fit``: ``mean_`` (D,), ``kernels_`` (D, D), row 0 the DC kernel and rows
-    1.. the AC kernels by decreasing eigenvalue; ``energy_`` (D,) summing to 1; ``bias_`` (float).
+    1.. the AC kernels by decreasing eigenvalue; ``variance_`` (D,); ``energy_`` (D,) shares of
+    the total (DC included); ``ac_energy_`` (D-1,) shares of the AC total, AC channel ``j`` being
+    kernel row ``j + 1``; ``bias_`` (float).
     ``transform(x, n_channels=None)`` returns the first ``n_channels`` responses (all by default)
     or the responses of the channel indices given by ``channels``.
     """
@@ -138,6 +154,7 @@ class Saab:
         self.kernels_ = kernels.astype(np.float64)
         self.variance_ = var.astype(np.float64)
         self.energy_ = var / total if total > 0 else np.full(dim, 1.0 / dim)
+        self.ac_energy_ = ac_energy(self.variance_)
         self.bias_ = float(max_norm) if self.bias else 0.0
         self.n_samples_seen_ = int(n)
         self._cache: dict = {}
@@ -197,6 +214,7 @@ class Saab:
         s.kernels_ = np.asarray(state["kernels"], dtype=np.float64)
         s.variance_ = np.asarray(state["variance"], dtype=np.float64)
         s.energy_ = np.asarray(state["energy"], dtype=np.float64)
+        s.ac_energy_ = ac_energy(s.variance_)
         s.bias_ = float(state["bias"])
         s.n_samples_seen_ = int(state["n_samples_seen"])
         s._cache = {}

@@ -11,6 +11,11 @@ whenever a video has fewer than ``2 * frame_num`` and always drops the tail (250
 - ``uniform``: ``num_frames`` indices ``round(linspace(0, n - 1, num_frames))`` (round half
   up), de-duplicated; a video with ``n <= num_frames`` frames gives all its frames.
 - ``every_k``: ``0, k, 2k, ...`` below ``n``.
+- ``uniform_every_k``: ``num_frames`` frames of the ``every_k`` grid, spread over it as
+  ``uniform`` spreads frames over the video (``k * uniform(m, num_frames)``, ``m`` grid
+  points): the same number of frames as ``uniform``, over the whole video, and wherever
+  ``num_frames`` is dense enough (short clips, or ``num_frames >= n / k``) adjacent frames are
+  ``k`` apart, which DefakeHop's own frame selection (every 6th frame, defakehop.txt 3.4) needs.
 - ``fps``: one frame every ``1 / fps`` seconds of the video's own time base: frame
   ``floor(j * video_fps / fps)`` for ``j = 0, 1, ...``; at or above the video's rate, all frames.
 - ``all``: every frame.
@@ -23,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-STRATEGIES = ("uniform", "every_k", "fps", "all")
+STRATEGIES = ("uniform", "every_k", "uniform_every_k", "fps", "all")
 
 
 def uniform(n: int, num_frames: int) -> np.ndarray:
@@ -43,6 +48,11 @@ def every_k(n: int, k: int) -> np.ndarray:
     if k < 1:
         raise ValueError(f"every_k must be >= 1, got {k}")
     return np.arange(0, max(int(n), 0), k, dtype=np.int64)
+
+
+def uniform_every_k(n: int, num_frames: int, k: int) -> np.ndarray:
+    grid = every_k(n, k)
+    return grid[uniform(len(grid), num_frames)]
 
 
 def at_fps(n: int, video_fps: float, fps: float) -> np.ndarray:
@@ -72,6 +82,8 @@ def frame_indices(n: int, strategy: str = "uniform", *, num_frames: int = 8, eve
         return uniform(n, num_frames)
     if strategy == "every_k":
         return every_k(n, every)
+    if strategy == "uniform_every_k":
+        return uniform_every_k(n, num_frames, every)
     if strategy == "fps":
         return at_fps(n, video_fps or 0.0, fps)
     if strategy == "all":
