@@ -30,8 +30,19 @@ saved detector is self-contained). Scores are utterance level (``frame_index = -
   space generalises to new authors), with the softmax temperature fitted by leave-one-out
   likelihood on those transcripts.
 
+A missing transcript (an id absent from the transcripts file, or empty text) is represented
+explicitly, never as the embedding of the string "": mid fusion zeroes the text half of its
+input and sets a "has transcript" indicator to 0 (and trains with ``text_dropout``, masking
+the text of random train utterances the same way, so that the MLP has learnt an audio-only
+score for them); late fusion uses ``p_text = tau``. Every fallback of ``p_text`` to ``tau``
+(missing or empty transcript; in ``claimed`` mode a claimed speaker with no enrolled bona fide
+train transcript) is counted per reason in the metrics (``text_fallbacks``) and logged.
+
 ``extra_metrics`` adds ASVspoof t-DCFs (2019 legacy and 2021 revised,
-:mod:`dfdetect.metrics_asv`) when ``asv_scores`` names an ASV score file.
+:mod:`dfdetect.metrics_asv`) with the ASV scores of ``asv_scores`` or, when that is empty and the
+scored utterances come from an ASVspoof 2019 LA tree, with the ASV scores the dataset ships
+(``ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt``,
+:func:`dfdetect.audio.layouts.asvspoof2019_asv_scores`).
 """
 
 from __future__ import annotations
@@ -52,11 +63,13 @@ from .base import Detector, DetectorData, check_scores, register
 log = logging.getLogger(__name__)
 
 COMMON: dict[str, Any] = {
-    "asv_scores": "",        # ASV score file for t-DCF (ASVspoof format or CSV key,score)
+    "asv_scores": "",        # ASV score file for t-DCF (ASVspoof format or CSV key,score); "": the
+                             # dataset's own (ASVspoof 2019 LA) when present
     "device": "cpu",
 }
 MID_DEFAULTS: dict[str, Any] = {**COMMON, "hidden": 64, "dropout": 0.2, "epochs": 60, "lr": 1.0e-3,
-                                "weight_decay": 1.0e-4, "batch_size": 32, "pos_weight": "auto"}
+                                "weight_decay": 1.0e-4, "batch_size": 32, "pos_weight": "auto",
+                                "text_dropout": 0.2}
 LATE_DEFAULTS: dict[str, Any] = {**COMMON, "alpha": 0.5, "text_mode": "claimed", "prior_strength": 1.0}
 
 
@@ -123,6 +136,8 @@ class _Dada(Detector):
         texts = read_transcripts(data.source("transcripts"))
         items["text"] = [texts.get(v, "") for v in items["video_id"]]
         items["has_text"] = [v in texts and bool(texts[v].strip()) for v in items["video_id"]]
+        items["no_text"] = ["" if h else ("missing_transcript" if v not in texts else "empty_transcript")
+                            for v, h in zip(items["video_id"], items["has_text"])]
         items["identity"] = items["identity"].fillna("").astype(str)
         return items
 
@@ -191,6 +206,14 @@ class _Dada(Detector):
         branches = {"video_id": items["video_id"].to_numpy(), "audio": out["p_audio"]}
         if "p_text" in out:
             branches["text"] = out["p_text"]
+        branches["fallback"] = out.get("fallback", items["no_text"].to_numpy())
+        counts = fallback_counts(branches["fallback"])
+        if counts["total"]:
+            log.warning("%s, split %s: %d of %d utterances without text evidence (%s)%s", self.name,
+                        split, counts["total"], len(items),
+                        ", ".join(f"{k} {v}" for k, v in counts.items() if k != "total" and v),
+                        f"; p_text = tau = {self.tau:.4g} for them" if "p_text" in out else
+                        "; text half masked")
         self._branch_scores[split] = pd.DataFrame(branches)
         df = pd.DataFrame({"video_id": items["video_id"], "frame_index": -1, "score": score})
         return check_scores(df, self.name)
@@ -236,14 +259,24 @@ class _Dada(Detector):
             m = br.merge(data.manifest[["video_id", "label"]], on="video_id", how="inner")
             y = is_fake(m)
             out["branches"] = {k: binary_metrics(y, m[k].to_numpy(float)) for k in ("audio", "text") if k in m}
+            out["text_fallbacks"] = {**fallback_counts(br["fallback"]), "utterances": int(len(br)),
+                                     "tau": float(getattr(self, "tau", float("nan")))}
         path = str(self.params.get("asv_scores") or "")
+        m = scores.merge(data.manifest[[c for c in ("video_id", "label", "path", "dataset")
+                                        if c in data.manifest.columns]], on="video_id", how="inner")
+        if not path and "path" in m.columns:
+            from ..audio.layouts import asvspoof2019_asv_scores  # noqa: PLC0415
+
+            found = asvspoof2019_asv_scores(m["path"])
+            path = str(found) if found is not None else ""
         if not path:
-            out["tdcf"] = "not computed: no ASV scores (param asv_scores)"
+            out["tdcf"] = ("not computed: no ASV scores (param asv_scores; an ASVspoof 2019 LA "
+                           "dev/eval tree's own ASVspoof2019_LA_asv_scores/ are used when present)")
             return out
         from ..metrics_asv import read_asv_scores, tdcf_from_fake_prob  # noqa: PLC0415
 
-        m = scores.merge(data.manifest[["video_id", "label"]], on="video_id", how="inner")
-        out["tdcf"] = tdcf_from_fake_prob(is_fake(m), m["score"].to_numpy(float), read_asv_scores(path))
+        out["tdcf"] = {**tdcf_from_fake_prob(is_fake(m), m["score"].to_numpy(float), read_asv_scores(path)),
+                       "asv_scores_file": path}
         return out
 
     # ------------------------------------------------------------------ per fusion
@@ -271,9 +304,32 @@ def fusion_mlp(in_dim: int, hidden: int = 64, dropout: float = 0.2):
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
 
 
-def mid_features(audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
-    """Mid-fusion input: [f_phi / |f_phi|, f_theta / |f_theta|]."""
-    return np.concatenate([_l2n(audio_emb), _l2n(text_emb)], axis=1).astype(np.float32)
+FALLBACK_REASONS = ("missing_transcript", "empty_transcript", "unenrolled_speaker")
+
+
+def fallback_counts(reasons) -> dict[str, int]:
+    """Utterances per fallback reason ("" = none) and their ``total``."""
+    reasons = [str(r) for r in reasons]
+    out = {k: sum(r == k for r in reasons) for k in FALLBACK_REASONS}
+    out["total"] = sum(bool(r) for r in reasons)
+    return out
+
+
+def mid_features(audio_emb: np.ndarray, text_emb: np.ndarray, has_text=None) -> np.ndarray:
+    """Mid-fusion input: ``[f_phi / |f_phi|, m f_theta / |f_theta|, m]`` with ``m`` = 1 when the
+    utterance has a transcript, 0 when it has none (its text half is then all zeros, whatever
+    the text model would make of an empty string)."""
+    m = np.ones(len(audio_emb), np.float32) if has_text is None else np.asarray(has_text, np.float32)
+    return np.concatenate([_l2n(audio_emb), _l2n(text_emb) * m[:, None], m[:, None]],
+                          axis=1).astype(np.float32)
+
+
+def mask_text(x, drop, text_start: int):
+    """Mid-fusion inputs ``x`` (torch) with the text half and the indicator (columns
+    ``text_start:``) of the rows where ``drop`` is true zeroed: as if they had no transcript."""
+    x = x.clone()
+    x[drop, text_start:] = 0.0
+    return x
 
 
 @register("dada_mid")
@@ -285,7 +341,8 @@ class DadaMid(_Dada):
         "asv_scores": _cfg.Str(), "device": _cfg.DEVICE, "hidden": _cfg.Int(ge=1),
         "dropout": _cfg.Float(ge=0, lt=1), "epochs": _cfg.Int(ge=1), "lr": _cfg.Float(gt=0),
         "weight_decay": _cfg.Float(ge=0), "batch_size": _cfg.Int(ge=1),
-        "pos_weight": _cfg.AnyOf(_cfg.Choice("auto", "none"), _cfg.Float(gt=0), nullable=True)}
+        "pos_weight": _cfg.AnyOf(_cfg.Choice("auto", "none"), _cfg.Float(gt=0), nullable=True),
+        "text_dropout": _cfg.Float(ge=0, lt=1)}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -299,8 +356,10 @@ class DadaMid(_Dada):
         from ..nn.train import deterministic, pos_weight_from_labels  # noqa: PLC0415
 
         p = self.params
-        x = torch.from_numpy(mid_features(out["audio"], out["text"]))
+        x = torch.from_numpy(mid_features(out["audio"], out["text"], items["has_text"].to_numpy()))
         y = torch.from_numpy(items["y"].to_numpy(np.float32))
+        text_start = out["audio"].shape[1]
+        drop_p = float(p["text_dropout"])
         pw = pos_weight_from_labels(y.numpy()) if p["pos_weight"] == "auto" else (
             None if p["pos_weight"] in (None, "none") else float(p["pos_weight"]))
         self.in_dim = x.shape[1]
@@ -316,7 +375,10 @@ class DadaMid(_Dada):
                 total = 0.0
                 for i in range(0, len(y), int(p["batch_size"])):
                     idx = perm[i:i + int(p["batch_size"])]
-                    loss = lossf(self.mlp(x[idx]).squeeze(-1), y[idx])
+                    xb = x[idx]
+                    if drop_p > 0:   # modality dropout: learn the no-transcript score too
+                        xb = mask_text(xb, torch.rand(len(idx), generator=g) < drop_p, text_start)
+                    loss = lossf(self.mlp(xb).squeeze(-1), y[idx])
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -326,13 +388,14 @@ class DadaMid(_Dada):
                     logger.log_metric("train/loss", losses[-1])
                     logger.next_step()
         self.mlp.eval()
-        return {"epochs": len(losses), "final_loss": losses[-1] if losses else None, "pos_weight": pw}
+        return {"epochs": len(losses), "final_loss": losses[-1] if losses else None, "pos_weight": pw,
+                "text_dropout": drop_p}
 
     def _fuse(self, items, out) -> np.ndarray:
         import torch  # noqa: PLC0415
 
         self.mlp.eval()
-        x = torch.from_numpy(mid_features(out["audio"], out["text"]))
+        x = torch.from_numpy(mid_features(out["audio"], out["text"], items["has_text"].to_numpy()))
         with torch.no_grad():
             return torch.sigmoid(self.mlp(x).squeeze(-1)).numpy().astype(float)
 
@@ -431,6 +494,18 @@ class DadaLate(_Dada):
         return {"authors": self.authors, "spoof_rate_by_author": self.rates, "tau": self.tau,
                 "temperature": self.temperature, "enrolled_utterances": int(enrol.sum())}
 
+    def text_fallbacks(self, items: pd.DataFrame) -> np.ndarray:
+        """Why each utterance's ``p_text`` is ``tau`` ("" where it is not): no transcript
+        (``missing_transcript`` / ``empty_transcript``) or, in ``claimed`` mode, a claimed
+        speaker without enrolled transcripts (``unenrolled_speaker``)."""
+        reasons = items["no_text"].to_numpy(dtype=object).copy() if "no_text" in items else \
+            np.where(items["has_text"].to_numpy(), "", "missing_transcript").astype(object)
+        if self.params["text_mode"] == "claimed":
+            known = set(self.authors)
+            unknown = ~items["identity"].astype(str).isin(known).to_numpy()
+            reasons[(reasons == "") & unknown] = "unenrolled_speaker"
+        return reasons
+
     def text_prob(self, items: pd.DataFrame, text_emb: np.ndarray) -> np.ndarray:
         probs = self.text_model.author_probs(text_emb, self.centroids, self.temperature)
         p = late_text_prob(probs, self.authors, self.rates, self.tau, self.params["text_mode"], items["identity"])
@@ -438,6 +513,7 @@ class DadaLate(_Dada):
         return np.where(items["has_text"].to_numpy(), p, self.tau)
 
     def _fuse(self, items, out) -> np.ndarray:
+        out["fallback"] = self.text_fallbacks(items)
         out["p_text"] = self.text_prob(items, out["text"])
         return late_fusion(out["p_audio"], out["p_text"], float(self.params["alpha"]))
 
