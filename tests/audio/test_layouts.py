@@ -233,7 +233,7 @@ def test_generic_named_csv_must_exist_and_symlinks_out_of_the_root(tmp_path):
 def test_asvspoof2019_asv_scores_from_the_dataset_layout(tmp_path):
     """ASVspoof 2019 LA ships ASV scores with its protocols: the DADA detectors compute t-DCF
     on the dev/eval partition from ASVspoof2019_LA_asv_scores/ without an asv_scores file."""
-    from dfdetect.audio.layouts import asvspoof2019_asv_scores
+    from dfdetect.metrics_asv import asvspoof2019_asv_scores
     from dfdetect.detectors.base import DetectorData, create
     from dfdetect.metrics_asv import read_asv_scores, tdcf_from_fake_prob
 

@@ -13,7 +13,7 @@ files listed but absent are failures; :class:`LayoutError` when the root is not 
   ``ASVspoof2019_LA_<part>/flac/<FILE>.flac``. Official splits: train/dev/eval -> train/val/test.
   The root may also be the folder holding ``LA/``. The ASV scores the dataset ships
   (``ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt``, lines
-  ``SPEAKER ATTACK KEY SCORE``) are found by :func:`asvspoof2019_asv_scores` for the t-DCF.
+  ``SPEAKER ATTACK KEY SCORE``) are found by :func:`dfdetect.metrics_asv.asvspoof2019_asv_scores` for the t-DCF.
 - ``asvspoof2021``: ASVspoof 2021 LA evaluation. Audio ``ASVspoof2021_LA_eval/flac/*.flac``;
   labels from the keys package ``keys/LA/CM/trial_metadata.txt`` (lines ``SPEAKER FILE CODEC
   TRANSMISSION ATTACK KEY TRIM PHASE``, PHASE = progress | eval | hidden_track). All rows are
@@ -48,7 +48,7 @@ import logging
 import posixpath
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -136,34 +136,6 @@ def scan_asvspoof2019(root: Path, failures: Failures, *, partitions=("train", "d
         raise LayoutError(f"{proto_dir}: none of the CM protocol files "
                           "ASVspoof2019.LA.cm.{train.trn,dev.trl,eval.trl}.txt")
     return frame(rows)
-
-
-ASV19_SCORE_PARTS = {"dev": "dev", "eval": "eval"}
-
-
-def asvspoof2019_asv_scores(paths: Iterable[str]) -> Path | None:
-    """The ASV score file that ASVspoof 2019 LA ships for the partition of ``paths`` (audio
-    files ``.../ASVspoof2019_LA_<dev|eval>/flac/<FILE>.flac``):
-    ``<LA>/ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.<dev|eval>.gi.trl.scores.txt``. None when
-    the paths are not of that layout, span several partitions or trees, are train files (no
-    ASV scores) or the file is absent."""
-    found = set()
-    for path in paths:
-        parent = Path(str(path)).parent
-        if parent.name != "flac" or not parent.parent.name.startswith("ASVspoof2019_LA_"):
-            return None
-        part = parent.parent.name[len("ASVspoof2019_LA_"):]
-        if part not in ASV19_SCORE_PARTS:
-            return None
-        found.add((parent.parent.parent, part))
-    if len(found) != 1:
-        return None
-    base, part = found.pop()
-    f = base / "ASVspoof2019_LA_asv_scores" / f"ASVspoof2019.LA.asv.{ASV19_SCORE_PARTS[part]}.gi.trl.scores.txt"
-    if not f.is_file():
-        log.info("%s: not found; no t-DCF without ASV scores", f)
-        return None
-    return f
 
 
 # ----------------------------------------------------------------------------- ASVspoof 2021

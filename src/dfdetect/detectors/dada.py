@@ -42,7 +42,7 @@ train transcript) is counted per reason in the metrics (``text_fallbacks``) and 
 :mod:`dfdetect.metrics_asv`) with the ASV scores of ``asv_scores`` or, when that is empty and the
 scored utterances come from an ASVspoof 2019 LA tree, with the ASV scores the dataset ships
 (``ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt``,
-:func:`dfdetect.audio.layouts.asvspoof2019_asv_scores`).
+:func:`dfdetect.metrics_asv.asvspoof2019_asv_scores`).
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ class _Dada(Detector):
         m = scores.merge(data.manifest[[c for c in ("video_id", "label", "path", "dataset")
                                         if c in data.manifest.columns]], on="video_id", how="inner")
         if not path and "path" in m.columns:
-            from ..audio.layouts import asvspoof2019_asv_scores  # noqa: PLC0415
+            from ..metrics_asv import asvspoof2019_asv_scores  # noqa: PLC0415
 
             found = asvspoof2019_asv_scores(m["path"])
             path = str(found) if found is not None else ""
