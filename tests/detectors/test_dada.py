@@ -283,3 +283,30 @@ def test_text_fallbacks_counted_by_reason(dada_setup, caplog):
     marg = create("dada_late", {"text_mode": "marginal"})
     marg.authors = det.authors
     assert fallback_counts(marg.text_fallbacks(items))["unenrolled_speaker"] == 0
+
+
+def test_branches_run_with_their_own_thread_count(dada_setup, monkeypatch):
+    """MiniLM and the Whisper encoder give other floats with another torch thread count (the
+    text model's temperature and the late text AUC moved between machines): the fusion
+    detectors compute branch outputs with the branches' num_threads, whatever the process has."""
+    import torch
+
+    data, _ = dada_setup
+    det = create("dada_late", {})
+    det.fit(data)
+    det.audio_model.params["num_threads"] = 2
+    det.text_model.params["num_threads"] = 3
+    seen = {}
+    feats, embed = det.audio_model.features, det.text_model.embed
+    monkeypatch.setattr(det.audio_model, "features",
+                        lambda w: seen.setdefault("audio", torch.get_num_threads()) and feats(w))
+    monkeypatch.setattr(det.text_model, "embed",
+                        lambda t: seen.setdefault("text", torch.get_num_threads()) and embed(t))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        det.score(data, "test")
+        assert seen == {"audio": 2, "text": 3}
+        assert torch.get_num_threads() == 1          # restored
+    finally:
+        torch.set_num_threads(before)

@@ -148,6 +148,15 @@ class _Dada(Detector):
         every input is finite). An utterance whose stored wave (or audio/text embedding) holds
         NaN/inf is recorded in ``data.checks`` and left out; ``require`` makes mostly bad
         utterances an error."""
+        from ..nn.train import deterministic  # noqa: PLC0415
+
+        # the frozen branches' outputs depend on torch's thread count: compute them with the
+        # branches' own num_threads (params.yaml), not the machine's core count
+        with deterministic(int(data.seed), int(self.audio_model.params["num_threads"] or 0)):
+            return self._branch_outputs(data, items, require)
+
+    def _branch_outputs(self, data: DetectorData, items: pd.DataFrame, require: bool) -> dict:
+        from ..nn.train import deterministic  # noqa: PLC0415
         from ..store import Store  # noqa: PLC0415
 
         store = Store(data.source("audio"))
@@ -161,7 +170,8 @@ class _Dada(Detector):
             feats.append(self.audio_model.features(wave))
         items_ok = items[~bad].reset_index(drop=True)
         a_emb = self.audio_model.embed(feats)
-        t_emb = self.text_model.embed(items_ok["text"].tolist())
+        with deterministic(int(data.seed), int(self.text_model.params["num_threads"] or 0)):
+            t_emb = self.text_model.embed(items_ok["text"].tolist())
         paths = [str(store.shard_for(v).path) for v in items_ok["video_id"]]
         store.close()
         emb_bad = (data.checks.check(items_ok, a_emb, "audio embedding (dada_audio branch)", paths)
@@ -187,7 +197,11 @@ class _Dada(Detector):
         if items["y"].nunique() < 2:
             raise ValueError(f"{self.name}: the usable train utterances (finite waves) are not "
                              "both real and fake")
-        summary = self._fit_fusion(items, out, data.seed, logger)
+        self._data = data
+        try:
+            summary = self._fit_fusion(items, out, data.seed, logger)
+        finally:
+            self._data = None
         summary.update(branch_seconds=time.perf_counter() - t0, train_utterances=len(items),
                        missing_transcripts=int((~items["has_text"]).sum()))
         # saved with the model: no timings, so that reruns give byte-identical files
@@ -364,7 +378,8 @@ class DadaMid(_Dada):
             None if p["pos_weight"] in (None, "none") else float(p["pos_weight"]))
         self.in_dim = x.shape[1]
         losses = []
-        with deterministic(int(seed)):
+        # the branches' thread count (params.yaml), not the machine's
+        with deterministic(int(seed), int(self.audio_model.params["num_threads"] or 0)):
             self.mlp = fusion_mlp(self.in_dim, int(p["hidden"]), float(p["dropout"]))
             opt = torch.optim.AdamW(self.mlp.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
             lossf = nn.BCEWithLogitsLoss(pos_weight=None if pw is None else torch.tensor(float(pw)))
@@ -489,10 +504,31 @@ class DadaLate(_Dada):
         from ..text.model import centroids_of  # noqa: PLC0415
 
         self.authors, self.centroids = centroids_of(emb, who)
-        self.temperature = self.text_model.fit_temperature(emb, who) if len(self.authors) > 1 \
-            else self.text_model.temperature
+        self.temperature, source = self._fit_temperature(emb, who)
         return {"authors": self.authors, "spoof_rate_by_author": self.rates, "tau": self.tau,
-                "temperature": self.temperature, "enrolled_utterances": int(enrol.sum())}
+                "temperature": self.temperature, "temperature_source": source,
+                "enrolled_utterances": int(enrol.sum())}
+
+    def _fit_temperature(self, emb: np.ndarray, who: np.ndarray) -> tuple[float, str]:
+        """On the val split's bona fide transcripts of enrolled speakers when there are >= 4
+        of >= 2 speakers (held out: a train leave-one-out that attributes every transcript
+        rightly sends the fit to the grid's lower end, see :mod:`dfdetect.text.model`),
+        else leave-one-out on the enrolment transcripts."""
+        if len(self.authors) < 2:
+            return float(self.text_model.temperature), "text model"
+        data = getattr(self, "_data", None)
+        if data is not None:
+            val = self.utterances(data, "val")
+            val = val[(val["y"] == 0) & val["has_text"] & val["identity"].isin(self.authors)]
+            if len(val) >= 4 and val["identity"].nunique() >= 2:
+                from ..nn.train import deterministic  # noqa: PLC0415
+
+                with deterministic(int(data.seed), int(self.text_model.params["num_threads"] or 0)):
+                    t_emb = self.text_model.embed(val["text"].tolist())
+                return self.text_model.heldout_temperature(t_emb, val["identity"].to_numpy(),
+                                                           centroids=self.centroids,
+                                                           authors=self.authors), "val"
+        return self.text_model.fit_temperature(emb, who), "train leave-one-out"
 
     def text_fallbacks(self, items: pd.DataFrame) -> np.ndarray:
         """Why each utterance's ``p_text`` is ``tau`` ("" where it is not): no transcript
