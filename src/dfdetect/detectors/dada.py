@@ -273,8 +273,9 @@ class _Dada(Detector):
             m = br.merge(data.manifest[["video_id", "label"]], on="video_id", how="inner")
             y = is_fake(m)
             out["branches"] = {k: binary_metrics(y, m[k].to_numpy(float)) for k in ("audio", "text") if k in m}
-            out["text_fallbacks"] = {**fallback_counts(br["fallback"]), "utterances": int(len(br)),
-                                     "tau": float(getattr(self, "tau", float("nan")))}
+            out["text_fallbacks"] = {**fallback_counts(br["fallback"]), "utterances": int(len(br))}
+            if "text" in br:   # late fusion: the value p_text falls back to
+                out["text_fallbacks"]["tau"] = float(self.tau)
         path = str(self.params.get("asv_scores") or "")
         m = scores.merge(data.manifest[[c for c in ("video_id", "label", "path", "dataset")
                                         if c in data.manifest.columns]], on="video_id", how="inner")
