@@ -3,8 +3,9 @@
 Real (bona fide) speech and its transcripts come from Debian packages: Allison Smith's Asterisk
 prompts (asterisk-core-sounds-en-wav), the LibriVox reader of Sense and Sensibility and the
 cards speaker (pocketsphinx-testdata). Spoofs claim one of those speakers: espeak-ng saying a
-quotation from the fortunes files (tts_espeak), or another speaker's real utterance converted by
-pitch shift (sox) and spectral-envelope warping (vc_pitch_warp). Writes OUT/{real,fake}/...wav
+sentence of the kind the claimed speaker says (tts_espeak_<voice>), or another speaker's real
+utterance converted by pitch shift (sox) and spectral-envelope warping (vc_pitch_warp_<setting>);
+the test spoofs use only attacks (voices, VC settings) that train and val do not. Writes OUT/{real,fake}/...wav
 (16 kHz mono) and OUT/labels.csv (path,label,method,identity,source_id,split,text: the generic
 audio layout), deterministic from the seed. Example:
 

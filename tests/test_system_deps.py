@@ -131,10 +131,15 @@ def test_scanner_sees_the_known_uses():
     assert "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz" in code_paths()
 
 
-def test_fortune_files_of_the_params_are_declared():
+def test_fortune_files_of_the_text_corpus_are_declared():
+    """The offline text corpus reads Debian's fortune files (the audio demo no longer does):
+    its folder's files are declared data."""
+    from dfdetect.text.corpus import FORTUNES_DIR
+
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for name in params["make_demo_audio"]["fortune_files"]:
-        assert f"/usr/share/games/fortunes/{name}" in system.DATA, name
+    assert params["text_model"]["corpus"]["source"] == "fortunes"
+    declared = [k for k in system.DATA if k.startswith(f"{FORTUNES_DIR}/")]
+    assert {"fortunes", "wisdom"} <= {k.rsplit("/", 1)[-1] for k in declared}
 
 
 @pytest.mark.skipif(shutil.which("dpkg") is None, reason="not a Debian system (no dpkg)")

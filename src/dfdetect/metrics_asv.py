@@ -26,12 +26,14 @@ every threshold of the pooled scores (plus one below all of them).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger(__name__)
 PSPOOF = 0.05
 COST_2019 = {"Pspoof": PSPOOF, "Ptar": (1 - PSPOOF) * 0.99, "Pnon": (1 - PSPOOF) * 0.01,
              "Cmiss_asv": 1.0, "Cfa_asv": 10.0, "Cmiss_cm": 1.0, "Cfa_cm": 10.0}
@@ -146,6 +148,34 @@ def read_asv_scores(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: needs target, nontarget and spoof ASV trials "
                          f"(found {[f'{k}={v.size}' for k, v in out.items()]})")
     return out
+
+
+ASV19_SCORE_PARTS = {"dev": "dev", "eval": "eval"}
+
+
+def asvspoof2019_asv_scores(paths: Iterable[str]) -> Path | None:
+    """The ASV score file that ASVspoof 2019 LA ships for the partition of ``paths`` (audio
+    files ``.../ASVspoof2019_LA_<dev|eval>/flac/<FILE>.flac``):
+    ``<LA>/ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.<dev|eval>.gi.trl.scores.txt``. None when
+    the paths are not of that layout, span several partitions or trees, are train files (no
+    ASV scores) or the file is absent."""
+    found = set()
+    for path in paths:
+        parent = Path(str(path)).parent
+        if parent.name != "flac" or not parent.parent.name.startswith("ASVspoof2019_LA_"):
+            return None
+        part = parent.parent.name[len("ASVspoof2019_LA_"):]
+        if part not in ASV19_SCORE_PARTS:
+            return None
+        found.add((parent.parent.parent, part))
+    if len(found) != 1:
+        return None
+    base, part = found.pop()
+    f = base / "ASVspoof2019_LA_asv_scores" / f"ASVspoof2019.LA.asv.{ASV19_SCORE_PARTS[part]}.gi.trl.scores.txt"
+    if not f.is_file():
+        log.info("%s: not found; no t-DCF without ASV scores", f)
+        return None
+    return f
 
 
 def tdcf_from_fake_prob(y, p_fake, asv_scores: Mapping[str, np.ndarray]) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from dfdetect.audio.ingest import ingest_audio
 from dfdetect.data.demo import speech
 
-SMALL = {"allison": 4, "tts": 4, "vc": 4}
+SMALL = {"allison": 4, "tts": 9, "vc": 8}
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +27,44 @@ def test_speakers_labels_and_claims(demo):
     assert set(real["identity"]) == {"allison", "austen_reader", "cards_speaker"}
     assert len(real) == 4 + 5 + 5 and (real["text"] != "").all()
     fake = table[table["label"] == "fake"]
-    assert fake.groupby("method").size().to_dict() == {"tts_espeak": 4, "vc_pitch_warp": 4}
+    tts_rows = fake["method"].str.startswith("tts_espeak_")
+    vc_rows = fake["method"].str.startswith("vc_pitch_warp_")
+    assert tts_rows.sum() == 9 and vc_rows.sum() == 8 and (tts_rows | vc_rows).all()
     assert set(fake["identity"]) <= set(real["identity"])          # every spoof claims a real speaker
-    vc = fake[fake["method"] == "vc_pitch_warp"]
+    vc = fake[vc_rows]
     assert (vc["source_id"] != vc["identity"]).all() and vc["source_id"].isin(real["identity"]).all()
-    assert (fake.loc[fake["method"] == "tts_espeak", "source_id"] == "").all()
-    tts_text = set(fake.loc[fake["method"] == "tts_espeak", "text"])
-    assert not tts_text & set(real["text"])                       # quotations nobody here said
+    assert (fake.loc[tts_rows, "source_id"] == "").all()
     assert (out / "labels.csv").is_file() and (out / "SPEAKERS.txt").is_file()
+
+
+def test_tts_spoofs_say_what_their_claimed_speaker_would_say(demo):
+    """No topic of their own (the old demo's TTS read fortunes quotations, real speech prompts
+    and book text, so the text branch told them apart by topic alone)."""
+    _, table = demo
+    tts = table[table["method"].str.startswith("tts_espeak_")]
+    prompts = set(speech.asterisk_prompts().values())
+    austen = set(table.loc[(table["label"] == "real") & (table["identity"] == "austen_reader"), "text"])
+    for _, row in tts.iterrows():
+        if row["identity"] == "allison":
+            assert row["text"] in prompts, row["text"]
+        elif row["identity"] == "austen_reader":
+            assert row["text"] in austen, row["text"]
+        else:
+            words = row["text"].split()
+            assert words and set(words) <= set(speech.CARD_RANKS) | set(speech.CARD_SUITS) | {"of"}
+    assert set(tts["identity"]) == {"allison", "austen_reader", "cards_speaker"}
+
+
+def test_test_attacks_are_unseen_in_train_and_val(demo):
+    """As ASVspoof's evaluation set: no test spoof's attack (TTS voice, VC setting) occurs in
+    train or val, and the test split has spoofs of both kinds."""
+    _, table = demo
+    fake = table[table["label"] == "fake"]
+    seen = set(fake.loc[fake["split"] != "test", "method"])
+    test = set(fake.loc[fake["split"] == "test", "method"])
+    assert test and not test & seen, (test, seen)
+    assert any(m.startswith("tts_") for m in test) and any(m.startswith("vc_") for m in test)
+    assert any(m.startswith("tts_") for m in seen) and any(m.startswith("vc_") for m in seen)
 
 
 def test_audio_format_and_lengths(demo):
@@ -52,7 +82,7 @@ def test_splits_hold_every_real_speaker_and_vc_follows_source(demo):
     for split in ("train", "val", "test"):
         assert set(real.loc[real["split"] == split, "identity"]) == set(real["identity"])
     by_text = real.set_index(["identity", "text"])["split"]
-    for _, row in table[table["method"] == "vc_pitch_warp"].iterrows():
+    for _, row in table[table["method"].str.startswith("vc_pitch_warp_")].iterrows():
         assert by_text[(row["source_id"], row["text"])] == row["split"]
 
 

@@ -22,6 +22,10 @@ def tone(path: Path, seconds: float, rate: int = 16000, amp: float = 0.3) -> Pat
     return path
 
 
+# the fixtures are steady tones, which the speech-activity check (tested below) calls "no speech"
+NO_VAD = {"min_speech_seconds": 0}
+
+
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
 
@@ -51,7 +55,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_wav_resampled_to_16k_mono(files):
-    res = extract_item(files["wav44"])
+    res = extract_item(files["wav44"], NO_VAD)
     wave = res["wave"]
     assert wave.dtype == np.float32 and wave.shape[0] == 1
     assert abs(wave.shape[1] - 24000) <= 2                    # 1.5 s at 16 kHz
@@ -62,14 +66,14 @@ def test_wav_resampled_to_16k_mono(files):
 
 
 def test_video_audio_track_downmixed(files):
-    res = extract_item(files["mp4"])
+    res = extract_item(files["mp4"], NO_VAD)
     assert res["wave"].shape[0] == 1
     assert 1.1 <= res["attrs"]["duration"] <= 1.3
     assert not res["attrs"]["truncated"]
 
 
 def test_max_seconds_truncates(files):
-    res = extract_item(files["wav44"], {"max_seconds": 0.5})
+    res = extract_item(files["wav44"], {"max_seconds": 0.5, **NO_VAD})
     assert res["wave"].shape[1] == 8000 and res["attrs"]["truncated"]
 
 
@@ -101,7 +105,7 @@ def test_extract_shard_audio_and_video_rows(files, tmp_path):
     audio.to_csv(am, index=False)
     video.to_csv(vm, index=False)
     out, fail = tmp_path / "shard-0.h5", tmp_path / "fail.csv"
-    extract_shard(am, vm, out, fail, {"min_rms": 1e-4}, executor="serial", progress=False)
+    extract_shard(am, vm, out, fail, {"min_rms": 1e-4, **NO_VAD}, executor="serial", progress=False)
     with ShardReader(out) as r:
         assert r.videos() == ["clip.mp4", "tone44k.wav"]
         assert r.video_attrs("clip.mp4")["source"] == "video"
@@ -115,7 +119,58 @@ def test_extract_shard_audio_and_video_rows(files, tmp_path):
     assert "also used by the audio manifest" in table["tone44k.wav"]
     assert "mute.mp4" not in table.index                        # has_audio False: not attempted
     # a missing video-manifest shard (no videos) is not an error
-    extract_shard(am, tmp_path / "none.csv", tmp_path / "s2.h5", tmp_path / "f2.csv", {},
+    extract_shard(am, tmp_path / "none.csv", tmp_path / "s2.h5", tmp_path / "f2.csv", NO_VAD,
                   executor="serial", progress=False)
     with ShardReader(tmp_path / "s2.h5") as r:
         assert r.videos() == ["tone44k.wav"]
+
+
+def _speechlike(seconds: float, rng, rate: int = 16000) -> np.ndarray:
+    """Voiced 'syllables': a harmonic series (f0 120-200 Hz) with formant-like weights,
+    switched on and off at about 4 Hz, over faint noise."""
+    t = np.arange(int(rate * seconds)) / rate
+    f0 = 120 + 80 * (0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 20))
+    gate = (np.sin(2 * np.pi * 4 * t) > 0).astype(float)
+    return 0.2 * voiced * gate + 1e-3 * rng.normal(size=t.size)
+
+
+def test_noise_above_the_rms_floor_is_no_speech(tmp_path):
+    """White noise at RMS 2e-4 passes the silence check (min_rms 1e-4) but is no speech: a
+    failure "no speech" naming the file, as is a steady hum; speech-like audio and the real
+    speech of the demo's sources pass and record their speech seconds."""
+    from dfdetect.audio.vad import speech_seconds
+
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "noise.wav"
+    write_wav(noise, 2e-4 * rng.normal(size=48000))
+    with pytest.raises(ItemError, match="no speech") as err:
+        extract_item(noise, {"min_rms": 1e-4})
+    assert str(noise) in str(err.value)
+    assert "RMS 2." in str(err.value)
+    loud = tmp_path / "loud_noise.wav"
+    write_wav(loud, 0.1 * rng.normal(size=48000))
+    with pytest.raises(ItemError, match="no speech"):
+        extract_item(loud)
+    assert extract_item(noise, {"min_rms": 1e-4, "min_speech_seconds": 0})["wave"].shape == (1, 48000)
+    voiced = tmp_path / "voiced.wav"
+    write_wav(voiced, _speechlike(3.0, rng))
+    res = extract_item(voiced)
+    assert 1.0 <= res["attrs"]["speech_seconds"] <= 2.0       # on half the time
+    assert speech_seconds(2e-4 * rng.normal(size=48000), 16000) == 0.0
+    from dfdetect.data.demo.speech import POCKETSPHINX
+
+    real = POCKETSPHINX / "cards" / "001.wav"
+    if real.is_file():
+        assert extract_item(real)["attrs"]["speech_seconds"] >= 0.3
+    # in the shard: a failure row with the reason, the rest extracted
+    am = tmp_path / "am.csv"
+    normalise(pd.DataFrame({"video_id": ["noise.wav", "voiced.wav"], "path": [str(noise), str(voiced)],
+                            "label": ["real", "real"], "has_audio": True})).to_csv(am, index=False)
+    extract_shard(am, None, tmp_path / "shard-0.h5", tmp_path / "f.csv", {}, executor="serial",
+                  progress=False)
+    with ShardReader(tmp_path / "shard-0.h5") as r:
+        assert r.videos() == ["voiced.wav"]
+    table = pd.read_csv(tmp_path / "f.csv", keep_default_na=False).set_index("video_id")
+    assert table.loc["noise.wav", "reason"].startswith("no speech")

@@ -89,26 +89,36 @@ def test_asvspoof2021_keys(tmp_path):
         get_layout("asvspoof2021")(tmp_path, Failures("x"))
 
 
-def test_in_the_wild_meta_and_speaker_grouped_split(tmp_path):
+def test_in_the_wild_meta_and_split_within_speakers(tmp_path):
+    """In-the-Wild has no official split; it is split within speakers so that every test
+    speaker is enrolled (has bona fide train speech) for DADA's late fusion (a speaker-grouped
+    split left every test speaker unknown and p_text the constant tau)."""
     base = tmp_path / "release_in_the_wild"
     rows = []
-    for i in range(12):
+    for i in range(41):
         spk = f"speaker{i % 4}"
-        label = "spoof" if i % 2 else "bona-fide"
+        label = "spoof" if (i // 4) % 2 else "bona-fide"
         rows.append({"file": f"{i}.wav", "speaker": spk, "label": label})
-        if i != 11:
+        if i != 40:
             tone(base / f"{i}.wav", freq=200 + 10 * i)
     base.mkdir(exist_ok=True)
     pd.DataFrame(rows).to_csv(base / "meta.csv", index=False)
     df, failures = ingest_audio("itw", tmp_path, seed=3, executor="serial", progress=False)
-    assert len(df) == 11 and len(failures) == 1
+    assert len(df) == 40 and len(failures) == 1
     assert "listed in meta.csv but missing on disk" in failures.frame()["reason"].iloc[0]
     assert set(df["label"]) == {"real", "fake"}
     assert df.loc[df["video_id"] == "release_in_the_wild/0.wav", "label"].item() == "real"
     assert df["has_audio"].all() and np.allclose(df["duration"], 0.3, atol=0.01)
-    per_speaker = df.groupby("identity")["split"].nunique()
-    assert (per_speaker == 1).all()                   # one speaker never in two splits
-    assert set(df["split"]) <= {"train", "val", "test"} and len(set(df["split"])) >= 2
+    # every (speaker, label) cell of 5 files: 3 train, 1 val, 1 test
+    counts = df.groupby(["identity", "label", "split"]).size().unstack("split")
+    assert (counts[["train", "val", "test"]].to_numpy() == [3, 1, 1]).all()
+    test_speakers = set(df.loc[df["split"] == "test", "identity"])
+    enrolled = set(df.loc[(df["split"] == "train") & (df["label"] == "real"), "identity"])
+    assert test_speakers == {f"speaker{k}" for k in range(4)} and test_speakers <= enrolled
+    again, _ = ingest_audio("itw", tmp_path, seed=3, probe=False, progress=False)
+    assert again["split"].tolist() == df["split"].tolist()
+    other, _ = ingest_audio("itw", tmp_path, seed=4, probe=False, progress=False)
+    assert other["split"].tolist() != df["split"].tolist()
 
 
 def test_mlaad_fake_meta_and_mailabs_real(tmp_path):
@@ -218,3 +228,52 @@ def test_generic_named_csv_must_exist_and_symlinks_out_of_the_root(tmp_path):
     assert sorted(csv_fails.frame()["video_id"]) == ["fake/extdir/y.wav", "fake/passwd.wav", "real/ext.wav"]
     followed, none = ingest_audio("generic", root, csv="", probe=False, follow_external_symlinks=True)
     assert len(none) == 0 and {"real/ext.wav", "fake/extdir/y.wav"} <= set(followed["video_id"])
+
+
+def test_asvspoof2019_asv_scores_from_the_dataset_layout(tmp_path):
+    """ASVspoof 2019 LA ships ASV scores with its protocols: the DADA detectors compute t-DCF
+    on the dev/eval partition from ASVspoof2019_LA_asv_scores/ without an asv_scores file."""
+    from dfdetect.metrics_asv import asvspoof2019_asv_scores
+    from dfdetect.detectors.base import DetectorData, create
+    from dfdetect.metrics_asv import read_asv_scores, tdcf_from_fake_prob
+
+    root = asv19_tree(tmp_path)
+    la = root / "LA"
+    proto = la / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.eval.trl.txt"
+    lines = []
+    for i in range(6):
+        name, key = f"LA_E_{100 + i}", ("bonafide" if i < 3 else "spoof")
+        lines.append(f"LA_0039 {name} - {'-' if key == 'bonafide' else 'A17'} {key}")
+        touch(la / "ASVspoof2019_LA_eval" / "flac" / f"{name}.flac")
+    proto.write_text("\n".join(lines) + "\n")
+    df, _ = ingest_audio("asvspoof2019", root, probe=False, progress=False)
+    ev = df[df["split"] == "test"].reset_index(drop=True)
+    assert asvspoof2019_asv_scores(ev["path"]) is None             # not shipped in this tree yet
+    scores_dir = la / "ASVspoof2019_LA_asv_scores"
+    scores_dir.mkdir()
+    rng = np.random.default_rng(0)
+    asv_lines = ([f"LA_0039 bonafide target {v:.4f}" for v in rng.normal(3, 1, 40)]
+                 + [f"LA_0039 bonafide nontarget {v:.4f}" for v in rng.normal(0, 1, 40)]
+                 + [f"LA_0039 A17 spoof {v:.4f}" for v in rng.normal(2, 1, 20)])
+    f = scores_dir / "ASVspoof2019.LA.asv.eval.gi.trl.scores.txt"
+    f.write_text("\n".join(asv_lines) + "\n")
+    (scores_dir / "ASVspoof2019.LA.asv.dev.gi.trl.scores.txt").write_text("LA_0069 bonafide target 1.0\n")
+    assert asvspoof2019_asv_scores(ev["path"]) == f
+    assert asvspoof2019_asv_scores(df.loc[df["split"] == "val", "path"]).name.startswith("ASVspoof2019.LA.asv.dev")
+    assert asvspoof2019_asv_scores(df.loc[df["split"] == "train", "path"]) is None   # no ASV for train
+    assert asvspoof2019_asv_scores(df["path"]) is None                              # mixed partitions
+    # the detector's metrics: t-DCF from the dataset's own file, the same as with the file given
+    p_fake = np.array([0.1, 0.3, 0.6, 0.4, 0.8, 0.9])
+    y = (ev["label"] == "fake").to_numpy()
+    scores = pd.DataFrame({"video_id": ev["video_id"], "frame_index": -1, "score": p_fake, "split": "test"})
+    det = create("dada_late", {})
+    got = det.extra_metrics(DetectorData(ev), scores)["tdcf"]
+    want = tdcf_from_fake_prob(y, p_fake, read_asv_scores(f))
+    assert got["asv_scores_file"] == str(f)
+    assert got["min_tdcf_2019"] == pytest.approx(want["min_tdcf_2019"])
+    assert got["min_tdcf_2021"] == pytest.approx(want["min_tdcf_2021"])
+    # an explicit asv_scores param still wins
+    other = tmp_path / "asv.txt"
+    other.write_text("a - target 5\na - nontarget -5\na A01 spoof 4\n")
+    got2 = create("dada_mid", {"asv_scores": str(other)}).extra_metrics(DetectorData(ev), scores)["tdcf"]
+    assert got2["asv_scores_file"] == str(other) and got2["asv"]["eer"] == 0.0

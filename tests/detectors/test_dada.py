@@ -222,3 +222,91 @@ def test_nonfinite_waves_are_left_out_and_recorded(dada_setup, tmp_path):
     ref = clean.score(data, "test")
     ref = ref[ref["video_id"] != bad_test].reset_index(drop=True)
     np.testing.assert_allclose(sc["score"].to_numpy(), ref["score"].to_numpy(), rtol=0, atol=0)
+
+
+def test_mid_fusion_masks_a_missing_transcript(dada_setup, monkeypatch):
+    """A missing transcript is zeros + indicator 0 in the mid-fusion input, never the text
+    model's embedding of "": its score does not move whatever that embedding is, while an
+    utterance with a transcript does depend on its text."""
+    from dfdetect.detectors.dada import mid_features
+
+    a, t = np.ones((2, 3), np.float32), np.full((2, 4), 2.0, np.float32)
+    x = mid_features(a, t, np.array([True, False]))
+    assert x.shape == (2, 3 + 4 + 1)
+    assert np.allclose(x[0, 3:7], 0.5) and x[0, 7] == 1.0
+    assert np.all(x[1, 3:] == 0.0) and np.allclose(x[1, :3], 1 / np.sqrt(3))
+
+    data, _ = dada_setup
+    det = create("dada_mid", {"epochs": 20, "hidden": 16})
+    det.fit(data)
+    base = det.score(data, "test").set_index("video_id")["score"]
+    real_embed = det.text_model.embed
+
+    def other_embed(texts):          # a different text model output for every text
+        return real_embed(texts) + np.random.default_rng(1).normal(0, 3, (len(texts), 16)).astype(np.float32)
+
+    monkeypatch.setattr(det.text_model, "embed", other_embed)
+    moved = det.score(data, "test").set_index("video_id")["score"]
+    missing = "fake/carol/5.wav"
+    assert moved[missing] == pytest.approx(base[missing], abs=1e-7)
+    assert (moved.drop(missing) - base.drop(missing)).abs().max() > 1e-4
+
+
+def test_text_fallbacks_counted_by_reason(dada_setup, caplog):
+    """Every p_text = tau is counted with its reason in the metrics and logged: the missing
+    transcript of the fixture, and a claimed speaker nobody enrolled."""
+    import logging
+
+    data, _ = dada_setup
+    det = create("dada_late", {"alpha": 0.4})
+    det.fit(data)
+    with caplog.at_level(logging.WARNING, logger="dfdetect.detectors.dada"):
+        sc = det.score(data, "test")
+    assert "missing_transcript 1" in caplog.text
+    fb = det.extra_metrics(data, sc.assign(split="test"))["text_fallbacks"]
+    assert fb["missing_transcript"] == 1 and fb["total"] == 1 and fb["utterances"] == 12
+    assert fb["tau"] == pytest.approx(det.tau)
+    items = det.utterances(data, "test")
+    items.loc[items["video_id"] == "real/alice/4.wav", "identity"] = "dave"
+    items.loc[items["video_id"] == "real/bob/4.wav", "no_text"] = "empty_transcript"
+    items.loc[items["video_id"] == "real/bob/4.wav", "has_text"] = False
+    reasons = det.text_fallbacks(items)
+    from dfdetect.detectors.dada import fallback_counts
+
+    counts = fallback_counts(reasons)
+    assert counts == {"missing_transcript": 1, "empty_transcript": 1, "unenrolled_speaker": 1, "total": 3}
+    out = det.branch_outputs(data, items)
+    p_text = det.text_prob(out["items"], out["text"])
+    assert np.allclose(p_text[reasons != ""], det.tau)
+    assert not np.allclose(p_text[reasons == ""], det.tau)
+    # marginal mode does not use the claimed speaker: no unenrolled fallback
+    marg = create("dada_late", {"text_mode": "marginal"})
+    marg.authors = det.authors
+    assert fallback_counts(marg.text_fallbacks(items))["unenrolled_speaker"] == 0
+
+
+def test_branches_run_with_their_own_thread_count(dada_setup, monkeypatch):
+    """MiniLM and the Whisper encoder give other floats with another torch thread count (the
+    text model's temperature and the late text AUC moved between machines): the fusion
+    detectors compute branch outputs with the branches' num_threads, whatever the process has."""
+    import torch
+
+    data, _ = dada_setup
+    det = create("dada_late", {})
+    det.fit(data)
+    det.audio_model.params["num_threads"] = 2
+    det.text_model.params["num_threads"] = 3
+    seen = {}
+    feats, embed = det.audio_model.features, det.text_model.embed
+    monkeypatch.setattr(det.audio_model, "features",
+                        lambda w: seen.setdefault("audio", torch.get_num_threads()) and feats(w))
+    monkeypatch.setattr(det.text_model, "embed",
+                        lambda t: seen.setdefault("text", torch.get_num_threads()) and embed(t))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        det.score(data, "test")
+        assert seen == {"audio": 2, "text": 3}
+        assert torch.get_num_threads() == 1          # restored
+    finally:
+        torch.set_num_threads(before)

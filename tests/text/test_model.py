@@ -84,3 +84,27 @@ def test_train_text_model_stage_on_jsonl(tmp_path):
     assert 0.0 <= saved["test"]["abx"] <= 1.0 and "f1_macro" in saved["test"]
     assert metrics["training"]["epochs"] == 2
     assert TextAuthorModel.load(out).authors == ["food", "sea", "sport"]
+
+
+def test_temperature_is_fitted_on_held_out_texts_not_at_the_grid_end():
+    """Train texts the head was trained on are attributed perfectly leave-one-out, so a
+    train fit runs to the grid's lower end (0.001; a machine whose floats misattribute one text
+    got ~0.05 instead). The temperature comes from the val texts: inside the grid, and the same
+    when the features move by float noise (as they do between thread counts)."""
+    corpus, feats = _toy(authors=4, per=16)
+    # overlapping authors in val/test: held-out attribution is not perfect
+    corpus.loc[corpus.index % 16 >= 8, "split"] = np.where(corpus.index[corpus.index % 16 >= 8] % 2, "val", "test")
+    rng = np.random.default_rng(5)
+    feats = feats + rng.normal(0, 4.0, feats.shape).astype(np.float32) * (corpus["split"] != "train").to_numpy()[:, None]
+    kw = dict(epochs=8, hidden=32, embedding_dim=8, authors_per_batch=4, per_author=4)
+    m = TextAuthorModel(**kw)
+    s = m.fit(corpus, seed=0, features=feats)
+    train = (corpus["split"] == "train").to_numpy()
+    loo = m.fit_temperature(s["embeddings"][train], corpus.loc[train, "author"].to_numpy())
+    assert loo == pytest.approx(1e-3)                      # the degenerate train fit
+    assert m.temperature_source == "val" and 1e-3 < m.temperature < 10.0
+    assert m.evaluate(corpus, s["embeddings"])["temperature_source"] == "val"
+    noisy = feats + rng.normal(0, 1e-4, feats.shape).astype(np.float32)
+    m2 = TextAuthorModel(**kw)
+    m2.fit(corpus, seed=0, features=noisy)
+    assert m2.temperature == m.temperature

@@ -3,13 +3,15 @@
 Decoding is done by the ffmpeg program (``ffmpeg -nostdin -loglevel error -i FILE -vn -ac 1
 -ar 16000 -f f32le -``), so every container and codec ffmpeg knows works (wav, flac, mp3, m4a,
 mp4, mkv, ...). A file that is missing, has no audio track, cannot be decoded (corrupt), decodes
-to nothing (empty), is shorter than ``min_seconds`` or whose RMS is below ``min_rms`` (silent)
+to nothing (empty), is shorter than ``min_seconds``, whose RMS is below ``min_rms`` (silent) or
+that holds less than ``min_speech_seconds`` of speech by the speech-activity detector of
+:mod:`dfdetect.audio.vad` ("no speech": noise above the RMS floor, a hum, a steady tone)
 raises :class:`~dfdetect.failures.ItemError` with a reason naming the problem; the shard
 function records it in the failures table and goes on.
 
 ``extract_shard`` writes one HDF5 shard (:class:`~dfdetect.store.ShardWriter`): per item
 ``frame_indices=[0]`` and field ``wave`` float32 ``(1, T)``, attrs ``sample_rate``,
-``duration``, ``rms``, ``source`` ("audio" | "video"), ``truncated``.
+``duration``, ``rms``, ``speech_seconds`` (VAD), ``source`` ("audio" | "video"), ``truncated``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..store import COMPRESSION, ShardWriter
 log = logging.getLogger("dfdetect")
 STAGE = "extract_audio"
 DEFAULTS = {"sample_rate": 16000, "min_rms": 1e-4, "min_seconds": 0.1, "max_seconds": 60.0,
-            "timeout": 300}
+            "timeout": 300, "min_speech_seconds": 0.2}
 
 # params schema of the ``extract_audio`` section (checked by the stage before any work)
 PARAMS = _cfg.Section({
@@ -41,6 +43,7 @@ PARAMS = _cfg.Section({
     "min_seconds": _cfg.Float(ge=0),
     "max_seconds": _cfg.Float(ge=0),        # 0: keep all
     "timeout": _cfg.Float(gt=0),
+    "min_speech_seconds": _cfg.Float(ge=0),  # 0: no speech-activity check
     "compression": COMPRESSION,
     "executor": EXECUTOR,
 })
@@ -88,8 +91,9 @@ def rms(wave: np.ndarray) -> float:
 
 
 def check_audio(wave: np.ndarray, sample_rate: int, min_rms: float, min_seconds: float,
-                path: str | None = None) -> float:
-    """RMS of ``wave``; :class:`ItemError` when it is too short or silent."""
+                path: str | None = None, min_speech_seconds: float = 0.0) -> tuple[float, float | None]:
+    """``(RMS, seconds of speech)`` of ``wave`` (speech None when ``min_speech_seconds`` is 0);
+    :class:`ItemError` when it is too short, silent, or holds no speech."""
     duration = wave.size / sample_rate
     if duration < min_seconds:
         raise ItemError(f"empty audio: {duration:.3f} s is shorter than min_seconds {min_seconds}",
@@ -97,7 +101,15 @@ def check_audio(wave: np.ndarray, sample_rate: int, min_rms: float, min_seconds:
     level = rms(wave)
     if level < min_rms:
         raise ItemError(f"silent audio: RMS {level:.2e} is below min_rms {min_rms:g}", path=path)
-    return level
+    if not min_speech_seconds:
+        return level, None
+    from .vad import speech_seconds  # noqa: PLC0415
+
+    speech = speech_seconds(wave, sample_rate)
+    if speech < min_speech_seconds:
+        raise ItemError(f"no speech: {speech:.2f} s of speech activity (VAD) in {duration:.2f} s, "
+                        f"RMS {level:.2e}; below min_speech_seconds {min_speech_seconds:g}", path=path)
+    return level, speech
 
 
 def extract_item(path: str | Path, params: Mapping | None = None) -> dict:
@@ -111,10 +123,12 @@ def extract_item(path: str | Path, params: Mapping | None = None) -> dict:
     truncated = bool(max_seconds > 0 and wave.size > int(round(max_seconds * sr)))
     if truncated:
         wave = wave[: int(round(max_seconds * sr))]
-    level = check_audio(wave, sr, float(p["min_rms"]), float(p["min_seconds"]), str(path))
-    return {"wave": wave[None, :],
-            "attrs": {"sample_rate": sr, "duration": wave.size / sr, "rms": level,
-                      "truncated": truncated}}
+    level, speech = check_audio(wave, sr, float(p["min_rms"]), float(p["min_seconds"]), str(path),
+                                float(p["min_speech_seconds"] or 0))
+    attrs = {"sample_rate": sr, "duration": wave.size / sr, "rms": level, "truncated": truncated}
+    if speech is not None:
+        attrs["speech_seconds"] = round(speech, 2)
+    return {"wave": wave[None, :], "attrs": attrs}
 
 
 def _work(item: tuple[str, str, str], params: Mapping) -> dict:

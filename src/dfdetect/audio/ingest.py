@@ -1,7 +1,8 @@
 """Ingest an audio dataset into the audio manifest (same schema as the video manifest).
 
 ``ingest_audio(layout, root, ...)`` scans ``root`` with an audio layout
-(:mod:`dfdetect.audio.layouts`), fills missing splits with the speaker-grouped split (a voice
+(:mod:`dfdetect.audio.layouts`; In-the-Wild is split within speakers there, with
+``split_fractions``), fills missing splits with the speaker-grouped split (a voice
 conversion spoof ties its claimed and source speakers together), and probes every file's
 duration with ffprobe in parallel. ``has_audio`` is True for every row; ``fps``/``frames``/
 ``width``/``height`` are left unset. The ``text`` column (reference transcript where the dataset
@@ -91,8 +92,10 @@ def ingest_audio(layout: str, root: str | Path, *, probe: bool = True, seed: int
         raise ValueError(f"follow_external_symlinks must be true or false, got "
                          f"{follow_external_symlinks!r}")
     failures = Failures("ingest_audio")
+    if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
+        raise ValueError(f"split_fractions must be 3 non-negative numbers, got {list(split_fractions)}")
     df = scan(root, failures, seed=seed, follow_external_symlinks=follow_external_symlinks,
-              **options)
+              split_fractions=tuple(float(f) for f in split_fractions), **options)
     df = refuse_external(df, root, failures, follow_external_symlinks).copy()
     if df.empty:
         log.warning("%s: layout %s found no usable audio", root, layout)
@@ -100,8 +103,6 @@ def ingest_audio(layout: str, root: str | Path, *, probe: bool = True, seed: int
     df["path"] = [posixpath.join(Path(root_text).as_posix(), v) for v in df["video_id"]]
     df["has_audio"] = True
     df = normalise(df)
-    if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
-        raise ValueError(f"split_fractions must be 3 non-negative numbers, got {list(split_fractions)}")
     df = grouped_fill(df, tuple(float(f) for f in split_fractions), seed)
     if probe and len(df):
         keep, durations = [], []

@@ -11,14 +11,19 @@ files listed but absent are failures; :class:`LayoutError` when the root is not 
   {train.trn,dev.trl,eval.trl}.txt``, lines ``SPEAKER FILE - SYSTEM KEY`` (``LA_0079
   LA_T_1138215 - - bonafide``, ``LA_0079 LA_T_1004644 - A01 spoof``); audio
   ``ASVspoof2019_LA_<part>/flac/<FILE>.flac``. Official splits: train/dev/eval -> train/val/test.
-  The root may also be the folder holding ``LA/``.
+  The root may also be the folder holding ``LA/``. The ASV scores the dataset ships
+  (``ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt``, lines
+  ``SPEAKER ATTACK KEY SCORE``) are found by :func:`dfdetect.metrics_asv.asvspoof2019_asv_scores` for the t-DCF.
 - ``asvspoof2021``: ASVspoof 2021 LA evaluation. Audio ``ASVspoof2021_LA_eval/flac/*.flac``;
   labels from the keys package ``keys/LA/CM/trial_metadata.txt`` (lines ``SPEAKER FILE CODEC
   TRANSMISSION ATTACK KEY TRIM PHASE``, PHASE = progress | eval | hidden_track). All rows are
   split test (the 2021 challenge has no training data of its own: train on 2019 LA). Option
   ``phases`` keeps only those phases ([] = all). Without keys: :class:`LayoutError`.
 - ``itw``: In-the-Wild (``release_in_the_wild/meta.csv``: ``file,speaker,label`` with label
-  ``bona-fide``/``spoof``); no official split (speaker-grouped).
+  ``bona-fide``/``spoof``); no official split. Split WITHIN speakers (:func:`within_group_splits`:
+  each speaker's bona fide and spoofed files are divided by ``split_fractions`` separately), so
+  every test speaker is enrolled with bona fide train speech, as DADA's late fusion needs
+  (dada.txt §3.3.2); a speaker-disjoint split would leave every test speaker unknown.
 - ``mlaad``: MLAAD ``fake/<language>/<model>/*.wav`` with a pipe-separated ``meta.csv`` per
   model folder (``path|original_file|language|is_original_language|duration|training_data|
   model_name|architecture|transcript[|reference_speaker]``), bona fide audio from M-AILABS
@@ -41,9 +46,11 @@ from __future__ import annotations
 import csv
 import logging
 import posixpath
+import zlib
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..data.layouts._base import LayoutError, add_missing, relative_id, walk_files
@@ -173,7 +180,38 @@ def scan_asvspoof2021(root: Path, failures: Failures, *, phases=(), keys: str = 
 
 
 # ----------------------------------------------------------------------------- In-the-Wild
-def scan_itw(root: Path, failures: Failures, **_ignored) -> pd.DataFrame:
+def within_group_splits(groups: Sequence[str], labels: Sequence[str], fractions: Sequence[float],
+                        seed: int) -> list[str]:
+    """Split names that divide every (group, label) cell by ``fractions`` (train, val, test):
+    counts floor(f n), at least one per split with a positive fraction when the cell has that
+    many items, the rest to the largest remainders; order shuffled by a generator seeded with
+    ``seed`` and the CRC-32 of the cell, so a cell's split does not depend on the others."""
+    fr = np.asarray(fractions, dtype=float)
+    fr = fr / fr.sum()
+    names = np.array(["train", "val", "test"])
+    out = np.empty(len(groups), dtype=object)
+    cells: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(zip(map(str, groups), map(str, labels))):
+        cells.setdefault(key, []).append(i)
+    for key in sorted(cells):
+        idx = cells[key]
+        n = len(idx)
+        counts = np.floor(fr * n).astype(int)
+        need = (fr > 0) & (counts == 0)
+        if n >= int((fr > 0).sum()):
+            counts[need] = 1
+        while counts.sum() > n:
+            counts[int(np.argmax(counts))] -= 1
+        while counts.sum() < n:
+            counts[int(np.argmax(fr * n - counts))] += 1
+        rng = np.random.default_rng([int(seed), zlib.crc32("\0".join(key).encode("utf-8"))])
+        assigned = np.repeat(names, counts)[rng.permutation(n)]
+        out[idx] = assigned
+    return out.tolist()
+
+
+def scan_itw(root: Path, failures: Failures, *, seed: int = 0,
+             split_fractions: Sequence[float] = (0.6, 0.2, 0.2), **_ignored) -> pd.DataFrame:
     root = Path(root)
     base = root if (root / "meta.csv").is_file() else root / "release_in_the_wild"
     meta = base / "meta.csv"
@@ -199,7 +237,10 @@ def scan_itw(root: Path, failures: Failures, **_ignored) -> pd.DataFrame:
                          "method": "bonafide" if label == "real" else "unknown",
                          "quality": "", "split": "", "identity": rec["speaker"].strip(),
                          "source_id": "", "text": ""})
-    return frame(rows)
+    df = frame(rows)
+    if len(df):
+        df["split"] = within_group_splits(df["identity"], df["label"], split_fractions, seed)
+    return df
 
 
 # ----------------------------------------------------------------------------- MLAAD

@@ -462,7 +462,18 @@ def train_audio_model(data, params: dict, seed: int = 0, logger: Any | None = No
     from ..metrics import abx_accuracy, binary_metrics  # noqa: PLC0415
     from ..store import Store  # noqa: PLC0415
 
+    from ..nn.train import deterministic  # noqa: PLC0415
+
     model = AudioModel(**params)
+    # the frozen backbone's features depend on the thread count: num_threads, not the machine's
+    with deterministic(int(seed), int(model.params["num_threads"] or 0)):
+        return _train_audio_model(model, data, seed, logger)
+
+
+def _train_audio_model(model: AudioModel, data, seed: int, logger: Any | None) -> tuple[AudioModel, dict]:
+    from ..metrics import abx_accuracy, binary_metrics  # noqa: PLC0415
+    from ..store import Store  # noqa: PLC0415
+
     store = Store(data.source("audio"))
     t0 = time.perf_counter()
     splits = {}

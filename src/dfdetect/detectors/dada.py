@@ -30,8 +30,19 @@ saved detector is self-contained). Scores are utterance level (``frame_index = -
   space generalises to new authors), with the softmax temperature fitted by leave-one-out
   likelihood on those transcripts.
 
+A missing transcript (an id absent from the transcripts file, or empty text) is represented
+explicitly, never as the embedding of the string "": mid fusion zeroes the text half of its
+input and sets a "has transcript" indicator to 0 (and trains with ``text_dropout``, masking
+the text of random train utterances the same way, so that the MLP has learnt an audio-only
+score for them); late fusion uses ``p_text = tau``. Every fallback of ``p_text`` to ``tau``
+(missing or empty transcript; in ``claimed`` mode a claimed speaker with no enrolled bona fide
+train transcript) is counted per reason in the metrics (``text_fallbacks``) and logged.
+
 ``extra_metrics`` adds ASVspoof t-DCFs (2019 legacy and 2021 revised,
-:mod:`dfdetect.metrics_asv`) when ``asv_scores`` names an ASV score file.
+:mod:`dfdetect.metrics_asv`) with the ASV scores of ``asv_scores`` or, when that is empty and the
+scored utterances come from an ASVspoof 2019 LA tree, with the ASV scores the dataset ships
+(``ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt``,
+:func:`dfdetect.metrics_asv.asvspoof2019_asv_scores`).
 """
 
 from __future__ import annotations
@@ -52,11 +63,13 @@ from .base import Detector, DetectorData, check_scores, register
 log = logging.getLogger(__name__)
 
 COMMON: dict[str, Any] = {
-    "asv_scores": "",        # ASV score file for t-DCF (ASVspoof format or CSV key,score)
+    "asv_scores": "",        # ASV score file for t-DCF (ASVspoof format or CSV key,score); "": the
+                             # dataset's own (ASVspoof 2019 LA) when present
     "device": "cpu",
 }
 MID_DEFAULTS: dict[str, Any] = {**COMMON, "hidden": 64, "dropout": 0.2, "epochs": 60, "lr": 1.0e-3,
-                                "weight_decay": 1.0e-4, "batch_size": 32, "pos_weight": "auto"}
+                                "weight_decay": 1.0e-4, "batch_size": 32, "pos_weight": "auto",
+                                "text_dropout": 0.2}
 LATE_DEFAULTS: dict[str, Any] = {**COMMON, "alpha": 0.5, "text_mode": "claimed", "prior_strength": 1.0}
 
 
@@ -123,6 +136,8 @@ class _Dada(Detector):
         texts = read_transcripts(data.source("transcripts"))
         items["text"] = [texts.get(v, "") for v in items["video_id"]]
         items["has_text"] = [v in texts and bool(texts[v].strip()) for v in items["video_id"]]
+        items["no_text"] = ["" if h else ("missing_transcript" if v not in texts else "empty_transcript")
+                            for v, h in zip(items["video_id"], items["has_text"])]
         items["identity"] = items["identity"].fillna("").astype(str)
         return items
 
@@ -133,6 +148,15 @@ class _Dada(Detector):
         every input is finite). An utterance whose stored wave (or audio/text embedding) holds
         NaN/inf is recorded in ``data.checks`` and left out; ``require`` makes mostly bad
         utterances an error."""
+        from ..nn.train import deterministic  # noqa: PLC0415
+
+        # the frozen branches' outputs depend on torch's thread count: compute them with the
+        # branches' own num_threads (params.yaml), not the machine's core count
+        with deterministic(int(data.seed), int(self.audio_model.params["num_threads"] or 0)):
+            return self._branch_outputs(data, items, require)
+
+    def _branch_outputs(self, data: DetectorData, items: pd.DataFrame, require: bool) -> dict:
+        from ..nn.train import deterministic  # noqa: PLC0415
         from ..store import Store  # noqa: PLC0415
 
         store = Store(data.source("audio"))
@@ -146,7 +170,8 @@ class _Dada(Detector):
             feats.append(self.audio_model.features(wave))
         items_ok = items[~bad].reset_index(drop=True)
         a_emb = self.audio_model.embed(feats)
-        t_emb = self.text_model.embed(items_ok["text"].tolist())
+        with deterministic(int(data.seed), int(self.text_model.params["num_threads"] or 0)):
+            t_emb = self.text_model.embed(items_ok["text"].tolist())
         paths = [str(store.shard_for(v).path) for v in items_ok["video_id"]]
         store.close()
         emb_bad = (data.checks.check(items_ok, a_emb, "audio embedding (dada_audio branch)", paths)
@@ -172,7 +197,11 @@ class _Dada(Detector):
         if items["y"].nunique() < 2:
             raise ValueError(f"{self.name}: the usable train utterances (finite waves) are not "
                              "both real and fake")
-        summary = self._fit_fusion(items, out, data.seed, logger)
+        self._data = data
+        try:
+            summary = self._fit_fusion(items, out, data.seed, logger)
+        finally:
+            self._data = None
         summary.update(branch_seconds=time.perf_counter() - t0, train_utterances=len(items),
                        missing_transcripts=int((~items["has_text"]).sum()))
         # saved with the model: no timings, so that reruns give byte-identical files
@@ -191,6 +220,14 @@ class _Dada(Detector):
         branches = {"video_id": items["video_id"].to_numpy(), "audio": out["p_audio"]}
         if "p_text" in out:
             branches["text"] = out["p_text"]
+        branches["fallback"] = out.get("fallback", items["no_text"].to_numpy())
+        counts = fallback_counts(branches["fallback"])
+        if counts["total"]:
+            log.warning("%s, split %s: %d of %d utterances without text evidence (%s)%s", self.name,
+                        split, counts["total"], len(items),
+                        ", ".join(f"{k} {v}" for k, v in counts.items() if k != "total" and v),
+                        f"; p_text = tau = {self.tau:.4g} for them" if "p_text" in out else
+                        "; text half masked")
         self._branch_scores[split] = pd.DataFrame(branches)
         df = pd.DataFrame({"video_id": items["video_id"], "frame_index": -1, "score": score})
         return check_scores(df, self.name)
@@ -236,14 +273,25 @@ class _Dada(Detector):
             m = br.merge(data.manifest[["video_id", "label"]], on="video_id", how="inner")
             y = is_fake(m)
             out["branches"] = {k: binary_metrics(y, m[k].to_numpy(float)) for k in ("audio", "text") if k in m}
+            out["text_fallbacks"] = {**fallback_counts(br["fallback"]), "utterances": int(len(br))}
+            if "text" in br:   # late fusion: the value p_text falls back to
+                out["text_fallbacks"]["tau"] = float(self.tau)
         path = str(self.params.get("asv_scores") or "")
+        m = scores.merge(data.manifest[[c for c in ("video_id", "label", "path", "dataset")
+                                        if c in data.manifest.columns]], on="video_id", how="inner")
+        if not path and "path" in m.columns:
+            from ..metrics_asv import asvspoof2019_asv_scores  # noqa: PLC0415
+
+            found = asvspoof2019_asv_scores(m["path"])
+            path = str(found) if found is not None else ""
         if not path:
-            out["tdcf"] = "not computed: no ASV scores (param asv_scores)"
+            out["tdcf"] = ("not computed: no ASV scores (param asv_scores; an ASVspoof 2019 LA "
+                           "dev/eval tree's own ASVspoof2019_LA_asv_scores/ are used when present)")
             return out
         from ..metrics_asv import read_asv_scores, tdcf_from_fake_prob  # noqa: PLC0415
 
-        m = scores.merge(data.manifest[["video_id", "label"]], on="video_id", how="inner")
-        out["tdcf"] = tdcf_from_fake_prob(is_fake(m), m["score"].to_numpy(float), read_asv_scores(path))
+        out["tdcf"] = {**tdcf_from_fake_prob(is_fake(m), m["score"].to_numpy(float), read_asv_scores(path)),
+                       "asv_scores_file": path}
         return out
 
     # ------------------------------------------------------------------ per fusion
@@ -271,9 +319,32 @@ def fusion_mlp(in_dim: int, hidden: int = 64, dropout: float = 0.2):
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
 
 
-def mid_features(audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
-    """Mid-fusion input: [f_phi / |f_phi|, f_theta / |f_theta|]."""
-    return np.concatenate([_l2n(audio_emb), _l2n(text_emb)], axis=1).astype(np.float32)
+FALLBACK_REASONS = ("missing_transcript", "empty_transcript", "unenrolled_speaker")
+
+
+def fallback_counts(reasons) -> dict[str, int]:
+    """Utterances per fallback reason ("" = none) and their ``total``."""
+    reasons = [str(r) for r in reasons]
+    out = {k: sum(r == k for r in reasons) for k in FALLBACK_REASONS}
+    out["total"] = sum(bool(r) for r in reasons)
+    return out
+
+
+def mid_features(audio_emb: np.ndarray, text_emb: np.ndarray, has_text=None) -> np.ndarray:
+    """Mid-fusion input: ``[f_phi / |f_phi|, m f_theta / |f_theta|, m]`` with ``m`` = 1 when the
+    utterance has a transcript, 0 when it has none (its text half is then all zeros, whatever
+    the text model would make of an empty string)."""
+    m = np.ones(len(audio_emb), np.float32) if has_text is None else np.asarray(has_text, np.float32)
+    return np.concatenate([_l2n(audio_emb), _l2n(text_emb) * m[:, None], m[:, None]],
+                          axis=1).astype(np.float32)
+
+
+def mask_text(x, drop, text_start: int):
+    """Mid-fusion inputs ``x`` (torch) with the text half and the indicator (columns
+    ``text_start:``) of the rows where ``drop`` is true zeroed: as if they had no transcript."""
+    x = x.clone()
+    x[drop, text_start:] = 0.0
+    return x
 
 
 @register("dada_mid")
@@ -285,7 +356,8 @@ class DadaMid(_Dada):
         "asv_scores": _cfg.Str(), "device": _cfg.DEVICE, "hidden": _cfg.Int(ge=1),
         "dropout": _cfg.Float(ge=0, lt=1), "epochs": _cfg.Int(ge=1), "lr": _cfg.Float(gt=0),
         "weight_decay": _cfg.Float(ge=0), "batch_size": _cfg.Int(ge=1),
-        "pos_weight": _cfg.AnyOf(_cfg.Choice("auto", "none"), _cfg.Float(gt=0), nullable=True)}
+        "pos_weight": _cfg.AnyOf(_cfg.Choice("auto", "none"), _cfg.Float(gt=0), nullable=True),
+        "text_dropout": _cfg.Float(ge=0, lt=1)}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -299,13 +371,16 @@ class DadaMid(_Dada):
         from ..nn.train import deterministic, pos_weight_from_labels  # noqa: PLC0415
 
         p = self.params
-        x = torch.from_numpy(mid_features(out["audio"], out["text"]))
+        x = torch.from_numpy(mid_features(out["audio"], out["text"], items["has_text"].to_numpy()))
         y = torch.from_numpy(items["y"].to_numpy(np.float32))
+        text_start = out["audio"].shape[1]
+        drop_p = float(p["text_dropout"])
         pw = pos_weight_from_labels(y.numpy()) if p["pos_weight"] == "auto" else (
             None if p["pos_weight"] in (None, "none") else float(p["pos_weight"]))
         self.in_dim = x.shape[1]
         losses = []
-        with deterministic(int(seed)):
+        # the branches' thread count (params.yaml), not the machine's
+        with deterministic(int(seed), int(self.audio_model.params["num_threads"] or 0)):
             self.mlp = fusion_mlp(self.in_dim, int(p["hidden"]), float(p["dropout"]))
             opt = torch.optim.AdamW(self.mlp.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
             lossf = nn.BCEWithLogitsLoss(pos_weight=None if pw is None else torch.tensor(float(pw)))
@@ -316,7 +391,10 @@ class DadaMid(_Dada):
                 total = 0.0
                 for i in range(0, len(y), int(p["batch_size"])):
                     idx = perm[i:i + int(p["batch_size"])]
-                    loss = lossf(self.mlp(x[idx]).squeeze(-1), y[idx])
+                    xb = x[idx]
+                    if drop_p > 0:   # modality dropout: learn the no-transcript score too
+                        xb = mask_text(xb, torch.rand(len(idx), generator=g) < drop_p, text_start)
+                    loss = lossf(self.mlp(xb).squeeze(-1), y[idx])
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -326,13 +404,14 @@ class DadaMid(_Dada):
                     logger.log_metric("train/loss", losses[-1])
                     logger.next_step()
         self.mlp.eval()
-        return {"epochs": len(losses), "final_loss": losses[-1] if losses else None, "pos_weight": pw}
+        return {"epochs": len(losses), "final_loss": losses[-1] if losses else None, "pos_weight": pw,
+                "text_dropout": drop_p}
 
     def _fuse(self, items, out) -> np.ndarray:
         import torch  # noqa: PLC0415
 
         self.mlp.eval()
-        x = torch.from_numpy(mid_features(out["audio"], out["text"]))
+        x = torch.from_numpy(mid_features(out["audio"], out["text"], items["has_text"].to_numpy()))
         with torch.no_grad():
             return torch.sigmoid(self.mlp(x).squeeze(-1)).numpy().astype(float)
 
@@ -426,10 +505,43 @@ class DadaLate(_Dada):
         from ..text.model import centroids_of  # noqa: PLC0415
 
         self.authors, self.centroids = centroids_of(emb, who)
-        self.temperature = self.text_model.fit_temperature(emb, who) if len(self.authors) > 1 \
-            else self.text_model.temperature
+        self.temperature, source = self._fit_temperature(emb, who)
         return {"authors": self.authors, "spoof_rate_by_author": self.rates, "tau": self.tau,
-                "temperature": self.temperature, "enrolled_utterances": int(enrol.sum())}
+                "temperature": self.temperature, "temperature_source": source,
+                "enrolled_utterances": int(enrol.sum())}
+
+    def _fit_temperature(self, emb: np.ndarray, who: np.ndarray) -> tuple[float, str]:
+        """On the val split's bona fide transcripts of enrolled speakers when there are >= 4
+        of >= 2 speakers (held out: a train leave-one-out that attributes every transcript
+        rightly sends the fit to the grid's lower end, see :mod:`dfdetect.text.model`),
+        else leave-one-out on the enrolment transcripts."""
+        if len(self.authors) < 2:
+            return float(self.text_model.temperature), "text model"
+        data = getattr(self, "_data", None)
+        if data is not None:
+            val = self.utterances(data, "val")
+            val = val[(val["y"] == 0) & val["has_text"] & val["identity"].isin(self.authors)]
+            if len(val) >= 4 and val["identity"].nunique() >= 2:
+                from ..nn.train import deterministic  # noqa: PLC0415
+
+                with deterministic(int(data.seed), int(self.text_model.params["num_threads"] or 0)):
+                    t_emb = self.text_model.embed(val["text"].tolist())
+                return self.text_model.heldout_temperature(t_emb, val["identity"].to_numpy(),
+                                                           centroids=self.centroids,
+                                                           authors=self.authors), "val"
+        return self.text_model.fit_temperature(emb, who), "train leave-one-out"
+
+    def text_fallbacks(self, items: pd.DataFrame) -> np.ndarray:
+        """Why each utterance's ``p_text`` is ``tau`` ("" where it is not): no transcript
+        (``missing_transcript`` / ``empty_transcript``) or, in ``claimed`` mode, a claimed
+        speaker without enrolled transcripts (``unenrolled_speaker``)."""
+        reasons = items["no_text"].to_numpy(dtype=object).copy() if "no_text" in items else \
+            np.where(items["has_text"].to_numpy(), "", "missing_transcript").astype(object)
+        if self.params["text_mode"] == "claimed":
+            known = set(self.authors)
+            unknown = ~items["identity"].astype(str).isin(known).to_numpy()
+            reasons[(reasons == "") & unknown] = "unenrolled_speaker"
+        return reasons
 
     def text_prob(self, items: pd.DataFrame, text_emb: np.ndarray) -> np.ndarray:
         probs = self.text_model.author_probs(text_emb, self.centroids, self.temperature)
@@ -438,6 +550,7 @@ class DadaLate(_Dada):
         return np.where(items["has_text"].to_numpy(), p, self.tau)
 
     def _fuse(self, items, out) -> np.ndarray:
+        out["fallback"] = self.text_fallbacks(items)
         out["p_text"] = self.text_prob(items, out["text"])
         return late_fusion(out["p_audio"], out["p_text"], float(self.params["alpha"]))
 

@@ -16,7 +16,13 @@ by the nearest author centroid (centroids of the train embeddings).
 
 :meth:`TextAuthorModel.author_probs` gives ``p(A = a | T = t)`` over enrolled authors as a
 softmax of ``-d(f(t), c_a) / temperature`` (the quantity dada.txt §7 needs);
-:meth:`fit_temperature` picks the temperature by leave-one-out likelihood.
+:meth:`fit` picks the temperature by the likelihood of the true author on the held-out val
+texts (:meth:`heldout_temperature`; centroids of the train texts), and only without usable
+val texts by leave-one-out on the train texts (:meth:`fit_temperature`). The head is trained
+on the train texts, so their leave-one-out attribution is often perfect and the likelihood
+then grows without bound as the temperature falls: the fit stops at the grid's lower end
+(0.001), and whether one text is misattributed decides between that and ~0.05, a jump that
+float differences between machines (thread count) were enough to trigger.
 
 Saved as ``model.safetensors`` (head, plus encoder weights when fine-tuned) and
 ``config.json``; the packaged encoder is re-located at load time, never copied.
@@ -95,6 +101,7 @@ class TextAuthorModel:
         self.authors: list[str] = []
         self.centroids = np.zeros((0, 0), dtype=np.float32)
         self.temperature = 0.1
+        self.temperature_source = ""
         self.finetuned = False
 
     # ------------------------------------------------------------------ parts
@@ -191,7 +198,13 @@ class TextAuthorModel:
             self.encoder.eval()
         emb_all = self.embed_features(features) if features is not None else self.embed(texts)
         self.authors, self.centroids = centroids_of(emb_all[train], corpus.loc[train, "author"])
-        self.temperature = self.fit_temperature(emb_all[train], corpus.loc[train, "author"].to_numpy())
+        val = np.nonzero(((corpus["split"] == "val") & corpus["author"].isin(self.authors)).to_numpy())[0]
+        if val.size >= 4 and corpus.loc[val, "author"].nunique() >= 2:
+            self.temperature = self.heldout_temperature(emb_all[val], corpus.loc[val, "author"].to_numpy())
+            self.temperature_source = "val"
+        else:
+            self.temperature = self.fit_temperature(emb_all[train], corpus.loc[train, "author"].to_numpy())
+            self.temperature_source = "train leave-one-out"
         return {"feature_seconds": feat_seconds, "epochs": len(self.history),
                 "epoch_seconds": [h["seconds"] for h in self.history],
                 "final_loss": self.history[-1]["loss"] if self.history else None,
@@ -199,6 +212,29 @@ class TextAuthorModel:
                 "embeddings": emb_all}
 
     # ------------------------------------------------------------------ probabilities
+    GRID = tuple(float(t) for t in np.geomspace(1e-3, 10.0, 41))
+
+    def heldout_temperature(self, emb: np.ndarray, labels: np.ndarray,
+                            grid: Sequence[float] | None = None, centroids: np.ndarray | None = None,
+                            authors: Sequence[str] | None = None) -> float:
+        """Temperature of :meth:`author_probs` maximising the mean log-likelihood of the true
+        author of held-out texts ``emb`` (authors ``labels``, each among ``authors``) with
+        ``centroids`` (default: the model's own authors and centroids)."""
+        authors = list(self.authors if authors is None else authors)
+        cents = self.centroids if centroids is None else centroids
+        idx = {str(a): k for k, a in enumerate(authors)}
+        code = np.array([idx[str(a)] for a in labels])
+        dists = nearest_centroid(np.asarray(emb, np.float32), np.asarray(cents, np.float32),
+                                 self.params["distance"])
+        best, best_ll = float(self.temperature), -np.inf
+        for t in grid or self.GRID:
+            z = -dists / t
+            z -= z.max(1, keepdims=True)
+            ll = (z[np.arange(len(code)), code] - np.log(np.exp(z).sum(1))).mean()
+            if ll > best_ll:
+                best, best_ll = float(t), ll
+        return best
+
     def fit_temperature(self, emb: np.ndarray, labels: np.ndarray,
                         grid: Sequence[float] | None = None) -> float:
         """Temperature of :meth:`author_probs` maximising the leave-one-out log-likelihood of
@@ -220,7 +256,7 @@ class TextAuthorModel:
         ok = counts[code] > 1
         if not ok.any():
             return float(self.temperature)
-        grid = grid or list(np.geomspace(1e-3, 10.0, 41))
+        grid = grid or self.GRID
         best, best_ll = float(self.temperature), -np.inf
         for t in grid:
             z = -dists[ok] / t
@@ -252,7 +288,8 @@ class TextAuthorModel:
         if emb is None:
             emb = self.embed(corpus["text"].tolist())
         out: dict[str, Any] = {"authors": len(self.authors), "distance": self.params["distance"],
-                               "temperature": self.temperature}
+                               "temperature": self.temperature,
+                               "temperature_source": self.temperature_source}
         for split in ("train", "val", "test"):
             m = (corpus["split"] == split).to_numpy()
             if m.sum() < 2:

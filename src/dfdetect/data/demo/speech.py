@@ -8,13 +8,19 @@ Everything comes from installed Debian packages, so the demo builds offline:
   ``austen_reader``: the LibriVox reader of *Sense and Sensibility* chapter 1
   (``pocketsphinx-testdata`` ``librivox/``, public domain);
   ``cards_speaker``: the speaker of pocketsphinx's ``cards/`` test utterances;
-- TTS spoofs (``tts_espeak``): espeak-ng (a voice chosen per claimed speaker) saying a quotation
-  from Debian's ``fortunes`` files (``fortunes``, ``wisdom``) that the claimed speaker never
-  said. ``source_id`` is "" and ``text`` the quotation;
-- voice-conversion spoofs (``vc_pitch_warp``): a real utterance of speaker B, pitch-shifted
-  with sox (WSOLA) towards speaker A and with its spectral envelope warped along frequency
-  (STFT magnitude resampled by a factor, original phase), claiming speaker A;
+- TTS spoofs (``tts_espeak_<voice>``): espeak-ng saying a sentence of the same kind as the
+  claimed speaker's real speech (``sentence_pool``: an Asterisk prompt not used as real speech
+  for ``allison``, a sentence of the LibriVox chapter for ``austen_reader``, a card phrase of
+  pocketsphinx's ``cards.gram`` for ``cards_speaker``), so the words alone do not tell a TTS
+  spoof from its claimed speaker. ``source_id`` is "" and ``text`` the sentence;
+- voice-conversion spoofs (``vc_pitch_warp_<setting>``): a real utterance of speaker B,
+  pitch-shifted with sox (WSOLA) towards speaker A and with its spectral envelope warped along
+  frequency (STFT magnitude resampled by a factor, original phase), claiming speaker A;
   ``source_id`` = B and ``text`` = B's transcript.
+
+Unseen attacks (as ASVspoof's evaluation set): the train and val spoofs use the attacks of
+``TTS_ATTACKS["seen"]`` / ``VC_ATTACKS["seen"]`` (espeak voices, VC pitch ranges and envelope
+factors), the test spoofs only those of ``["unseen"]``; ``method`` names the attack.
 
 Every file is 16 kHz mono 16-bit PCM; ``labels.csv`` (``path,label,method,identity,source_id,
 split,text``) is the generic audio layout. Splits are assigned per speaker (stratified by
@@ -47,14 +53,12 @@ RATE = 16000
 ASTERISK = Path("/usr/share/asterisk/sounds/en")
 ASTERISK_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
-FORTUNES = Path("/usr/share/games/fortunes")
 DEFAULTS = {
     "allison": 16,            # Asterisk prompts used (all LibriVox and cards utterances are used)
     "tts": 16,                # espeak-ng spoofs
     "vc": 16,                 # voice-conversion spoofs
-    "min_seconds": 2.0,       # Asterisk prompts / quotations kept between these lengths
+    "min_seconds": 2.0,       # Asterisk prompts kept between these lengths
     "max_seconds": 5.0,
-    "fortune_files": ["fortunes", "wisdom"],
     "split_fractions": [0.6, 0.2, 0.2],
 }
 
@@ -72,12 +76,25 @@ PARAMS = _cfg.Section({
     "vc": _cfg.Int(ge=0),
     "min_seconds": _cfg.Float(gt=0),
     "max_seconds": _cfg.Float(gt=0),
-    "fortune_files": _cfg.List(_cfg.Str(), min_len=1),
     "split_fractions": _cfg.fractions(3),
 }, check=_min_below_max)
-# espeak-ng voice and speed of the TTS spoofs that claim each speaker
-TTS_VOICES = {"allison": ("en-us+f3", 160), "austen_reader": ("en-gb+f4", 150),
-              "cards_speaker": ("en-us+m3", 165)}
+# Attacks. TTS: espeak-ng (voice, variant, words per minute); VC: (|semitones| range, envelope
+# exponent e: the spectral envelope moves by 2 ** (e * semitones / 12)). "seen" attacks make the
+# train and val spoofs, "unseen" ones the test spoofs (none of them occurs in train or val).
+TTS_ATTACKS = {"seen": [("en-us", "f3", 160), ("en-gb", "m3", 150), ("en-us", "m1", 170)],
+               "unseen": [("en-gb-scotland", "f2", 145), ("en-029", "m4", 175)]}
+VC_ATTACKS = {"seen": [("a", (2.0, 3.5), 0.5), ("b", (2.0, 3.5), 0.0)],
+              "unseen": [("c", (3.5, 5.0), 1.0)]}
+
+
+def tts_method(voice: str, variant: str) -> str:
+    return f"tts_espeak_{voice}_{variant}"
+
+
+def attacks_for(split: str) -> str:
+    return "unseen" if split == "test" else "seen"
+
+
 SPEAKER_INFO = {
     "allison": "Allison Smith (Asterisk core sounds, CC-BY-SA-3.0)",
     "austen_reader": "LibriVox reader, Sense and Sensibility ch. 1 (pocketsphinx-testdata)",
@@ -159,10 +176,8 @@ def _sphinx_transcripts(path: Path) -> dict[str, str]:
     return out
 
 
-def real_utterances(allison: int, min_s: float, max_s: float, rng: np.random.Generator) -> list[dict]:
-    """Real utterances: ``{"speaker", "name", "wave", "text"}`` (16 kHz)."""
-    utts = []
-    prompts = asterisk_prompts()
+def asterisk_candidates(prompts: Mapping[str, str], min_s: float, max_s: float) -> list[str]:
+    """Names of the Asterisk prompts whose recording lasts ``min_s``..``max_s`` seconds."""
     _need(ASTERISK, "asterisk-core-sounds-en-wav")
     cands = []
     for name in sorted(prompts):
@@ -173,6 +188,14 @@ def real_utterances(allison: int, min_s: float, max_s: float, rng: np.random.Gen
             dur = w.getnframes() / w.getframerate()
         if min_s <= dur <= max_s:
             cands.append(name)
+    return cands
+
+
+def real_utterances(allison: int, min_s: float, max_s: float, rng: np.random.Generator) -> list[dict]:
+    """Real utterances: ``{"speaker", "name", "wave", "text"}`` (16 kHz)."""
+    utts = []
+    prompts = asterisk_prompts()
+    cands = asterisk_candidates(prompts, min_s, max_s)
     if len(cands) < allison:
         raise DemoSourceError(f"only {len(cands)} Asterisk prompts of {min_s}-{max_s} s")
     for name in sorted(rng.choice(cands, size=allison, replace=False).tolist()):
@@ -190,20 +213,35 @@ def real_utterances(allison: int, min_s: float, max_s: float, rng: np.random.Gen
     return utts
 
 
-# ----------------------------------------------------------------------------- quotations
-def fortune_quotes(files: Sequence[str], min_words: int = 6, max_words: int = 14) -> list[str]:
-    """Single-sentence-ish quotations from fortune files (attributions dropped), sorted."""
-    out = set()
-    for name in files:
-        path = _need(FORTUNES / name, "fortunes")
-        for entry in path.read_text(encoding="utf-8", errors="replace").split("\n%\n"):
-            body = re.split(r"\n\s*--", entry)[0]
-            text = " ".join(body.split())
-            if not re.fullmatch(r"[A-Za-z][A-Za-z ,.;:'!?-]*[.!?]", text):
-                continue
-            if min_words <= len(text.split()) <= max_words:
-                out.add(text)
-    return sorted(out)
+# ----------------------------------------------------------------------------- spoof sentences
+CARD_RANKS = ("ace two three four five six seven eight nine ten jack queen king").split()
+CARD_SUITS = ("clubs", "hearts", "diamonds", "spades")
+
+
+def card_phrase(rng: np.random.Generator) -> str:
+    """A phrase of pocketsphinx's ``cards.gram`` (one to three cards, "<rank> of <suit>")."""
+    n = int(rng.integers(1, 4))
+    return " ".join(f"{CARD_RANKS[int(rng.integers(len(CARD_RANKS)))]} of "
+                    f"{CARD_SUITS[int(rng.integers(len(CARD_SUITS)))]}" for _ in range(n))
+
+
+def sentence_pool(real: Sequence[dict], spare_prompts: Sequence[str]) -> dict[str, list[str]]:
+    """Sentences of the kind each real speaker says, for the TTS spoofs claiming them:
+    ``allison``: Asterisk prompts not used as real speech (``spare_prompts``); other speakers:
+    their own transcripts (``cards_speaker`` also gets card phrases, see :func:`spoof_sentence`)."""
+    pool: dict[str, list[str]] = {}
+    for u in real:
+        pool.setdefault(u["speaker"], []).append(u["text"])
+    if spare_prompts:
+        pool["allison"] = sorted(spare_prompts)
+    return {k: sorted(set(v)) for k, v in pool.items()}
+
+
+def spoof_sentence(speaker: str, pool: Mapping[str, list[str]], rng: np.random.Generator) -> str:
+    if speaker == "cards_speaker":
+        return card_phrase(rng)
+    cands = pool[speaker]
+    return cands[int(rng.integers(len(cands)))]
 
 
 # ----------------------------------------------------------------------------- synthesis
@@ -289,34 +327,45 @@ def build_demo_audio(out_dir: str | Path, seed: int = 0, params: Mapping | None 
         rows.append({"path": rel, "label": "real", "method": "bonafide", "identity": u["speaker"],
                      "source_id": "", "split": u["split"], "text": u["text"]})
 
-    quotes = fortune_quotes(p["fortune_files"])
+    used = {u["text"] for u in real if u["speaker"] == "allison"}
+    prompts = asterisk_prompts()
+    spare = [prompts[n] for n in asterisk_candidates(prompts, float(p["min_seconds"]), float(p["max_seconds"]))
+             if prompts[n] not in used]
+    pool = sentence_pool(real, spare)
     n_tts = int(p["tts"])
-    if len(quotes) < n_tts:
-        raise DemoSourceError(f"only {len(quotes)} usable quotations in {p['fortune_files']}")
-    picked = [quotes[i] for i in rng.choice(len(quotes), size=n_tts, replace=False)]
     claimed = [speakers[i % len(speakers)] for i in range(n_tts)]
+    turn = {"seen": 0, "unseen": 0}
     for spk in speakers:
         idx = [i for i, c in enumerate(claimed) if c == spk]
         for i, split in zip(idx, stratified_splits(len(idx), fr, rng)):
-            voice, speed = TTS_VOICES.get(spk, ("en-us", 165))
-            x = espeak(picked[i], voice, speed)
-            rel = f"fake/tts_espeak/{spk}/tts_{i:03d}.wav"
+            kind = attacks_for(split)
+            voice, variant, speed = TTS_ATTACKS[kind][turn[kind] % len(TTS_ATTACKS[kind])]
+            turn[kind] += 1
+            text = spoof_sentence(spk, pool, rng)
+            x = espeak(text, f"{voice}+{variant}", speed)
+            method = tts_method(voice, variant)
+            rel = f"fake/{method}/{spk}/tts_{i:03d}.wav"
             write_wav(tmp / rel, normalise_level(x))
-            rows.append({"path": rel, "label": "fake", "method": "tts_espeak", "identity": spk,
-                         "source_id": "", "split": split, "text": picked[i]})
+            rows.append({"path": rel, "label": "fake", "method": method, "identity": spk,
+                         "source_id": "", "split": split, "text": text})
 
     n_vc = int(p["vc"])
     order = rng.permutation(len(real))
+    turn = {"seen": 0, "unseen": 0}
     for j in range(n_vc):
         src = real[int(order[j % len(real)])]
         targets = [s for s in speakers if s != src["speaker"]]
         target = targets[int(rng.integers(len(targets)))]
-        semitones = float(rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 5.0))
-        formant = float(2.0 ** (semitones / 24.0))   # envelope moves half as far as the pitch
+        kind = attacks_for(src["split"])
+        setting, (lo, hi), expo = VC_ATTACKS[kind][turn[kind] % len(VC_ATTACKS[kind])]
+        turn[kind] += 1
+        semitones = float(rng.choice([-1.0, 1.0]) * rng.uniform(lo, hi))
+        formant = float(2.0 ** (expo * semitones / 12.0))
         x = voice_convert(src["wave"], semitones, formant)
-        rel = f"fake/vc_pitch_warp/{target}/vc_{j:03d}_from_{src['speaker']}_{src['name']}.wav"
+        method = f"vc_pitch_warp_{setting}"
+        rel = f"fake/{method}/{target}/vc_{j:03d}_from_{src['speaker']}_{src['name']}.wav"
         write_wav(tmp / rel, normalise_level(x))
-        rows.append({"path": rel, "label": "fake", "method": "vc_pitch_warp", "identity": target,
+        rows.append({"path": rel, "label": "fake", "method": method, "identity": target,
                      "source_id": src["speaker"], "split": src["split"], "text": src["text"]})
 
     table = pd.DataFrame(rows, columns=["path", "label", "method", "identity", "source_id",
