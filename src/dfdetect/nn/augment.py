@@ -76,6 +76,19 @@ def _check_range(name: str, value) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------- operations
+def _by_channels(fn):
+    """Apply an OpenCV filter to images of any channel count (OpenCV takes at most 4 at once):
+    the spatial augmentations also run on HyperFake's 31-band cubes (``H x W x 31`` float)."""
+    def wrapper(image: np.ndarray, *args):
+        if image.ndim == 3 and image.shape[2] > 4:
+            return np.concatenate([fn(np.ascontiguousarray(image[..., c:c + 4]), *args).reshape(
+                *image.shape[:2], -1) for c in range(0, image.shape[2], 4)], axis=2)
+        return fn(image, *args)
+    wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
+    return wrapper
+
+
+@_by_channels
 def rescale(image: np.ndarray, scale: float) -> np.ndarray:
     """Down-scale by ``scale`` (area averaging) and back up to the original size (bilinear)."""
     h, w = image.shape[:2]
@@ -86,6 +99,7 @@ def rescale(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+@_by_channels
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return image.copy()
