@@ -248,3 +248,50 @@ def test_resume_under_dvc_repro(project):
     assert direct.returncode == 0, direct.stderr
     assert (work / "frames" / "shard-0.h5").read_bytes() == \
         (project / "dvc-ref" / "frames" / "shard-0.h5").read_bytes()
+
+
+def test_hyperspectral_reuses_finished_batches(tmp_path):
+    """hyperspectral records whole model batches (their make-up is the same in every run):
+    interrupted in its third batch, the rerun runs the model only on the batches left."""
+    import torch
+
+    from dfdetect.spectral import mst
+    from dfdetect.spectral.reconstruct import reconstruct_shard
+    from dfdetect.store import ShardWriter, remove_stale_temporaries
+
+    faces = tmp_path / "faces" / "shard-0.h5"
+    rng = np.random.default_rng(0)
+    with ShardWriter(faces, stage="align_faces") as w:
+        for vid, n in {"v/a.mp4": 3, "v/b.mp4": 2, "v/c.mp4": 3}.items():   # 8 faces: 4 batches
+            w.add_video(vid, list(range(n)), face128=rng.integers(0, 256, (n, 16, 16, 3), np.uint8))
+    torch.manual_seed(0)
+    model = mst.build("smsa")
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self, stop_at=None):
+            super().__init__()
+            self.inner, self.stop_at = model, stop_at
+
+        def forward(self, x):
+            calls.append(len(x))
+            if len(calls) == self.stop_at:
+                raise KeyboardInterrupt("interrupted (test)")
+            return self.inner(x)
+
+    kw = dict(size=16, batch_size=2, progress=False, params={"size": 16})
+    ref = tmp_path / "ref" / "shard-0.h5"
+    reconstruct_shard(faces, ref, Counting(), **kw)
+    assert len(calls) == 4
+    out = tmp_path / "hsi" / "shard-0.h5"
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        reconstruct_shard(faces, out, Counting(stop_at=3), **kw)
+    (folder,) = list(out.parent.glob(".shard-0.h5.resume-*.tmp"))
+    assert len(list((folder / "items").glob("*.rec"))) == 2
+    assert remove_stale_temporaries(out) == [] and folder.exists()   # not a pid-named temporary
+    calls.clear()
+    summary = reconstruct_shard(faces, out, Counting(), **kw)
+    assert len(calls) == 2 and (summary["reused_batches"], summary["computed_batches"]) == (2, 2)
+    assert out.read_bytes() == ref.read_bytes()
+    assert not folder.exists()
