@@ -306,18 +306,25 @@ class ResumableShard:
 
         items = list(items)
         keys = [key(it) for it in items]
-        found = [self.load(k) for k in keys]
-        todo = [it for it, (ok, _) in zip(items, found) if not ok]
+        # which records are trusted: checked one at a time and dropped (memory stays flat);
+        # each is loaded again when its turn comes
+        trusted = [self.load(k)[0] for k in keys]
+        todo = [it for it, ok in zip(items, trusted) if not ok]
         n_reused = len(items) - len(todo)
         if n_reused or self.discarded:
             log.info("resume: %s: reusing %d of %d items from %s (%d untrusted records "
                      "discarded)", self.out_path, n_reused, len(items), self.dir, self.discarded)
         computed = imap(fn, todo, **imap_kwargs)
         try:
-            for it, k, (ok, value) in zip(items, keys, found):
-                if ok:
+            for it, k, ok in zip(items, keys, trusted):
+                value = self.load(k) if ok else (False, None)
+                if value[0]:
                     self.reused += 1
-                    res, err = value
+                    res, err = value[1]
+                elif ok:   # damaged since the check: computed here, in this process
+                    res, err = _call(fn, it)
+                    self.save(k, (res, err))
+                    self.computed += 1
                 else:
                     _item, res, err = next(computed)
                     self.save(k, (res, err))
@@ -339,3 +346,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, BaseException | None]:
+    try:
+        return fn(item), None
+    except Exception as err:  # noqa: BLE001  (recorded by the caller, as imap does)
+        return None, err
