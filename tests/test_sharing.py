@@ -1,8 +1,9 @@
 """Sharing the DVC cache between teammates, against a real OpenSSH server on 127.0.0.1.
 
-The DAG is the tiny demo of ``tests/test_pipeline.py`` (its ``TINY`` params), restricted to the
-video branch up to two cheap detectors: ``dvc repro evaluate@resnet50 evaluate@defakehop``
-(make_demo, ingest, sample_frames@0/1, align_faces@0/1, saab_features, train/evaluate of both;
+The DAG is the tiny demo of ``tests/test_pipeline.py`` (its ``TINY`` params, in one shard, serial
+executor), restricted to the video branch up to two cheap detectors:
+``dvc repro evaluate@resnet50 evaluate@defakehop`` (make_demo, ingest, sample_frames@0,
+align_faces@0, saab_features, train/evaluate of both;
 the report needs every detector, so it is not in this subset). Every step is a real command in a
 real working copy:
 
@@ -39,8 +40,13 @@ from dfdetect.servers import copy_project
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.pipeline
 TARGETS = ["evaluate@resnet50", "evaluate@defakehop"]
-FEATURES = ["data/frames/shard-0.h5", "data/faces/shard-0.h5", "data/faces/shard-1.h5",
-            "data/saab", "models/saab", "data/manifest.csv"]
+FEATURES = ["data/frames/shard-0.h5", "data/faces/shard-0.h5", "data/saab", "models/saab",
+            "data/manifest.csv"]
+# on top of TINY: one shard, and no worker processes (sharing is about which stages run, not
+# how; the executor is not a tracked param and never changes a shard's bytes: test_dask.py)
+CHEAP = {"sharding": {"num_shards": 1, "shards": [0]},
+         "executor": {"backend": "serial", "workers": 1},
+         "saab": {"executor": {"backend": "serial", "workers": 1}}}
 
 
 def _tiny():
@@ -111,6 +117,7 @@ def team(tmp_path_factory):
         params = yaml.safe_load((a / "params.yaml").read_text())
         tiny._deep_update(params, tiny.TINY)
         tiny._shrink_models(params)
+        tiny._deep_update(params, CHEAP)
         (a / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         t.git(a, "init", "-q")
         t.dvc_run(a, "init", "-q")

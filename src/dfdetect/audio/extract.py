@@ -28,7 +28,8 @@ import pandas as pd
 
 from .. import config as _cfg
 from ..failures import Failures, ItemError, failed_items
-from ..parallel import EXECUTOR, imap
+from ..parallel import EXECUTOR
+from ..resume import ResumableShard, file_identity
 from ..store import COMPRESSION, ShardWriter
 
 log = logging.getLogger("dfdetect")
@@ -180,18 +181,21 @@ def extract_shard(audio_manifest, video_manifest, out_path: str | Path,
     compression = params.get("compression")
     compression = {"wave": compression} if compression not in (None, "none", "") else None
     fn = functools.partial(_work, params={k: params[k] for k in DEFAULTS})
-    with ShardWriter(out_path, stage=STAGE, params=params, compression=compression) as writer:
-        for (vid, path, source), result, error in imap(fn, items, executor=executor,
-                                                        workers=workers,
-                                                        desc=f"{STAGE} {Path(out_path).name}",
-                                                        progress=progress):
-            if error is not None:
-                failures.add_error(vid, error, path=path)
-                continue
-            if result["attrs"]["truncated"]:
-                failures.add(vid, f"partial: truncated to max_seconds {params['max_seconds']}",
-                             path=path, warn=False)
-            writer.add_video(vid, [0], attrs={**result["attrs"], "source": source},
-                             wave=result["wave"])
-    failures.write(failures_path)
+    # an interrupted run's finished items are reused (dfdetect.resume): records keyed by these
+    # params and each item's id, source, path, size and mtime
+    with ResumableShard(out_path, STAGE, params) as rs:
+        with ShardWriter(out_path, stage=STAGE, params=params, compression=compression) as writer:
+            key = lambda it: [it[0], it[2], *file_identity(it[1])]  # noqa: E731
+            for (vid, path, source), result, error in rs.imap(
+                    fn, items, key=key, executor=executor, workers=workers,
+                    desc=f"{STAGE} {Path(out_path).name}", progress=progress):
+                if error is not None:
+                    failures.add_error(vid, error, path=path)
+                    continue
+                if result["attrs"]["truncated"]:
+                    failures.add(vid, f"partial: truncated to max_seconds {params['max_seconds']}",
+                                 path=path, warn=False)
+                writer.add_video(vid, [0], attrs={**result["attrs"], "source": source},
+                                 wave=result["wave"])
+        failures.write(failures_path)
     return failures

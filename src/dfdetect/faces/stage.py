@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import config as _cfg
 from ..failures import Failures
-from ..parallel import imap
+from ..resume import ResumableShard
 from ..store import COMPRESSION, ShardReader, ShardWriter
 from .pipeline import DETECTORS, FIELDS, AlignConfig, align_video_task
 
@@ -57,29 +57,34 @@ def run_align_faces(frames_path: str | Path, out_path: str | Path, failures_path
     if compression is None:
         compression = params.get("compression", {"codec": "gzip", "level": 4, "shuffle": True})
     written = dict(cfg.to_dict(), compression=compression)
-    with ShardWriter(out_path, stage=STAGE, params=written, default_compression=compression) as writer:
-        for (_, vid, _), res, err in imap(align_video_task, tasks, executor=executor, workers=workers,
-                                          desc=f"{STAGE} {frames_path.name}", progress=progress,
-                                          **({"address": address} if address else {})):
-            if err is not None:
-                failures.add_error(vid, err, path=str(frames_path))
-                continue
-            counts["frames"] += res["frames"]
-            for fi, reason in res["misses"]:
-                failures.add(vid, reason, path=str(frames_path), frame_index=fi, warn=False)
-            counts["misses"] += len(res["misses"])
-            n = len(res["frame_index"])
-            if n == 0:
-                counts["videos_without_face"] += 1
-                failures.add(vid, f"no face in any of its {res['frames']} frames "
-                                  f"({cfg.miss_reason()})", path=str(frames_path))
-                continue
-            counts["faces"] += n
-            for d in res["detector"]:
-                counts["by_detector"][str(d)] = counts["by_detector"].get(str(d), 0) + 1
-            writer.add_video(vid, res["frame_index"], attrs=res.get("attrs"),
-                             **{k: res[k] for k in FIELDS})
-    failures.write(failures_path)
+    # an interrupted run's finished videos are reused (dfdetect.resume): records keyed by
+    # these params, the frames shard's identity (path, size, mtime) and the video id
+    with ResumableShard(out_path, STAGE, written, inputs=[frames_path]) as rs:
+        with ShardWriter(out_path, stage=STAGE, params=written, default_compression=compression) as writer:
+            for (_, vid, _), res, err in rs.imap(align_video_task, tasks, key=lambda task: task[1],
+                                                 executor=executor, workers=workers,
+                                                 desc=f"{STAGE} {frames_path.name}", progress=progress,
+                                                 **({"address": address} if address else {})):
+                if err is not None:
+                    failures.add_error(vid, err, path=str(frames_path))
+                    continue
+                counts["frames"] += res["frames"]
+                for fi, reason in res["misses"]:
+                    failures.add(vid, reason, path=str(frames_path), frame_index=fi, warn=False)
+                counts["misses"] += len(res["misses"])
+                n = len(res["frame_index"])
+                if n == 0:
+                    counts["videos_without_face"] += 1
+                    failures.add(vid, f"no face in any of its {res['frames']} frames "
+                                      f"({cfg.miss_reason()})", path=str(frames_path))
+                    continue
+                counts["faces"] += n
+                for d in res["detector"]:
+                    counts["by_detector"][str(d)] = counts["by_detector"].get(str(d), 0) + 1
+                writer.add_video(vid, res["frame_index"], attrs=res.get("attrs"),
+                                 **{k: res[k] for k in FIELDS})
+        failures.write(failures_path)
+    counts.update(reused=rs.reused, computed=rs.computed)
     log.info("%s: %d videos, %d frames, %d faces %s, %d frames without a face, %d videos without one",
              STAGE, counts["videos"], counts["frames"], counts["faces"], counts["by_detector"],
              counts["misses"], counts["videos_without_face"])

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import config as _cfg
 from ..failures import Failures
+from ..resume import ResumableShard
 from ..store import COMPRESSION, ShardReader
 from .cache import HSIWriter
 
@@ -88,7 +89,16 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
             xt = torch.from_numpy(x).to(device)
             return model(xt).float().cpu().numpy()
 
-    with HSIWriter(out_path, params=params, codec=codec, model_info=model_info) as writer, \
+    # an interrupted run's finished batches are reused (dfdetect.resume): the batches are the
+    # same in every run (videos in shard order, batch_size faces each), so a batch is recorded
+    # under its number and faces, keyed by the params, model, device and the faces shard
+    batches = [0]
+    resume = ResumableShard(out_path, "hyperspectral",
+                            {"params": dict(params or {}), "model": dict(model_info or {}),
+                             "size": size, "batch_size": batch_size, "field": field,
+                             "device": str(device), "codec": codec},
+                            inputs=[faces_path])
+    with resume as rs, HSIWriter(out_path, params=params, codec=codec, model_info=model_info) as writer, \
             tqdm(total=total, desc=f"hyperspectral {Path(faces_path).name}", unit="face",
                  disable=not progress) as bar:
         def flush(force: bool) -> None:
@@ -107,13 +117,21 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
                     else:
                         pending[0] = (vid, fr, x[k:])
                     need -= k
-                try:
-                    cubes = run_batch(np.concatenate(xs))
-                except Exception as exc:  # noqa: BLE001  (recorded per video, never fatal)
-                    for vid, _ in take:
-                        failures.add_error(vid, exc, path=str(faces_path))
-                        results.pop(vid, None)
-                    continue
+                batch_key = [batches[0], take]
+                batches[0] += 1
+                ok, cubes = rs.load(batch_key)
+                if ok:
+                    rs.reused += 1
+                else:
+                    try:
+                        cubes = run_batch(np.concatenate(xs))
+                    except Exception as exc:  # noqa: BLE001  (recorded per video, never fatal)
+                        for vid, _ in take:
+                            failures.add_error(vid, exc, path=str(faces_path))
+                            results.pop(vid, None)
+                        continue
+                    rs.save(batch_key, cubes)
+                    rs.computed += 1
                 pos = 0
                 for vid, k in take:
                     if vid in results:
@@ -159,5 +177,7 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
         finish()
     seconds = time.perf_counter() - t0
     reader.close()
-    return {"faces": n_faces, "videos": len(videos), "seconds": seconds,
+    if rs.reused:
+        log.info("resume: %s: %d batches reused, %d computed", out_path, rs.reused, rs.computed)
+    return {"reused_batches": rs.reused, "computed_batches": rs.computed, "faces": n_faces, "videos": len(videos), "seconds": seconds,
             "faces_per_s": n_faces / seconds if seconds > 0 else float("nan"), "device": str(device)}

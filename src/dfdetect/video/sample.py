@@ -18,7 +18,6 @@ import contextlib
 import functools
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -28,8 +27,8 @@ import numpy as np
 from .. import config as _cfg
 from ..failures import Failures, ItemError
 from ..parallel import default_workers, imap
-from ..store import (COMPRESSION, Encoded, ShardWriter, SpillFile, Spilled, encode_items,
-                     remove_stale_temporaries, temp_dir)
+from ..resume import ResumableShard, file_identity
+from ..store import COMPRESSION, Encoded, ShardWriter, SpillFile, Spilled, encode_items
 from .decode import DECODERS, ReadResult, iter_frames
 from .indices import STRATEGIES, indices_from_params
 from .keyframes import probe
@@ -257,30 +256,23 @@ def sample_shard(manifest, out_path: str | Path, failures_path: str | Path, para
     failures = Failures(STAGE, items=len(rows))
     compression = {"frame": params["compression"]} if "compression" in params else None
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    # long videos stream through spill files here (next to the shard: same file system)
-    # (a temporary of the shard owned by this process: a rerun removes one a dead stage left)
-    remove_stale_temporaries(out_path)
-    spill_dir = temp_dir(out_path, "spill")
-    fn = functools.partial(_work, params=params, threads=threads, spill_dir=spill_dir)
-    try:
+    # an interrupted run's finished videos are reused (dfdetect.resume): the records are keyed
+    # by the params (not the executor: it never changes the bytes) and by
+    # each video's id, path, size and mtime; long videos spill into the resume folder
+    with ResumableShard(out_path, STAGE, {"params": params, "root": str(root or "")}) as rs:
+        fn = functools.partial(_work, params=params, threads=threads, spill_dir=str(rs.spill_dir))
         with ShardWriter(out_path, stage=STAGE, params=stored, compression=compression) as writer:
-            for (video_id, path), result, error in imap(fn, rows, executor=executor,
-                                                         workers=workers,
-                                                         desc=f"{STAGE} {out_path.name}",
-                                                         progress=progress,
-                                                         address=address or None):
+            for (video_id, path), result, error in rs.imap(
+                    fn, rows, key=lambda row: [row[0], *file_identity(row[1])], executor=executor,
+                    workers=workers, desc=f"{STAGE} {out_path.name}", progress=progress,
+                    address=address or None):
                 if error is not None:
                     failures.add_error(video_id, error, path=path)
                     continue
                 if result["notes"]:
                     failures.add(video_id, "partial: " + "; ".join(result["notes"]), path=path)
-                frames = result["frames"]
                 writer.add_video(video_id, result["frame_index"], attrs=result["attrs"],
-                                 frame=frames)
-                if isinstance(frames, Spilled):
-                    os.remove(frames.path)
-    finally:
-        shutil.rmtree(spill_dir, ignore_errors=True)
-    failures.write(failures_path)
+                                 frame=result["frames"])
+        failures.write(failures_path)
+    # (the resume folder, spill files included, goes once both outputs are in place)
     return failures
