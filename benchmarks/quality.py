@@ -239,7 +239,7 @@ def stage_names(run: Path) -> list[str]:
     return [s.strip() for s in out.splitlines() if s.strip()]
 
 
-def run_scenario(run: Path, params: dict, dets: dict, sets: dict, log: Path) -> dict:
+def run_scenario(run: Path, params: dict, dets: dict, sets: dict, log: Path, on_update=None) -> dict:
     """In a prepared copy: preprocessing (timed once), then each detector's train + evaluate
     (timed each); the metrics the evaluate stages wrote."""
     names = stage_names(run)
@@ -258,6 +258,8 @@ def run_scenario(run: Path, params: dict, dets: dict, sets: dict, log: Path) -> 
         m = {"wall_s": wall, "test": _video(run / "metrics" / f"{name}.json")}
         m["sets"] = {s: _video(run / "metrics" / "sets" / s / f"{name}.json") for s in sets}
         out["detectors"][name] = m
+        if on_update is not None:                   # partial results survive an interrupted run
+            on_update(out)
     return out
 
 
@@ -430,9 +432,11 @@ def _main(args) -> int:
         prepare_run(run, p, dets, sets)
         _dvc(run, ["cache", "dir", "--local", str(cache)])
         print(f"quality: {name}: dvc repro in {run} ...", file=sys.stderr)
-        results[name] = run_scenario(run, p, dets, sets, log)
-        results[name]["sets"] = sets
-        (work / "quality.json").write_text(json.dumps(results, indent=1))
+        def save(partial, name=name, sets=sets):
+            results[name] = dict(partial, sets=sets)
+            (work / "quality.json").write_text(json.dumps(results, indent=1))
+
+        save(run_scenario(run, p, dets, sets, log, on_update=save))
     results["wall_s"] = time.perf_counter() - t_all
     (work / "quality.json").write_text(json.dumps(results, indent=1))
     print(f"settings: profile {args.profile}, {len(picked)} source videos of {people} people "
