@@ -180,6 +180,8 @@ def embed_video_dlib(task: tuple[str, str, dict, dict]) -> dict:
         try:
             if faces[i].shape[0] != size:
                 raise ValueError(f"face is {faces[i].shape[0]} px, the shard's face_size is {size}")
+            if lms[i].shape != (68, 2) or not np.isfinite(lms[i]).all():
+                raise ValueError(f"stored landmarks must be 68 finite points (shape {lms[i].shape})")
             pts = crop_landmarks(lms[i], size, margin)
             e = dlib_descriptor(faces[i], pts, cfg.num_jitters, cfg.chip_padding)
             if not np.isfinite(e).all():
