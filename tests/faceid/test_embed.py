@@ -60,7 +60,7 @@ def test_crop_descriptor_close_to_full_frame(astronaut_face):
 
 
 def test_shard_round_trip_failures_and_reruns(tmp_path, astronaut_face):
-    _, lm, face, _ = astronaut_face
+    _, lm, face, full = astronaut_face
     faces = tmp_path / "faces" / "shard-0.h5"
     _faces_shard(faces, face, lm)
     failures = Failures("face_embeddings")
@@ -74,6 +74,7 @@ def test_shard_round_trip_failures_and_reruns(tmp_path, astronaut_face):
     assert r.frame_indices("people/bad.mp4").tolist() == [2]           # the NaN-landmark face: a row
     emb = r.read("people/a.mp4", "embedding")
     assert emb.shape == (2, 128) and emb.dtype == np.float32 and np.isfinite(emb).all()
+    assert np.linalg.norm(emb[0] - full) < 0.1        # landmarks mapped into the stored crop
     assert r.attrs["embedder"].startswith("{") and '"dim": 128' in r.attrs["embedder"]
     assert r.attrs["params"]["embedder"] == "auto"
     r.close()
@@ -132,3 +133,19 @@ def test_facenet_errors_name_the_file(tmp_path):
     with pytest.raises(Exception, match="pickled.pt"):
         load_facenet(pickled)
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_stage_missing_weights_file_exits_2_naming_it(tmp_path):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    missing = tmp_path / "vggface2.pt"
+    proc = subprocess.run([sys.executable, str(repo / "stages" / "face_embeddings.py"), "--shard", "0",
+                           "--params", str(repo / "params.yaml"), "--embedder", "facenet",
+                           "--facenet_weights", str(missing), "--faces", str(tmp_path / "faces"),
+                           "--out", str(tmp_path / "emb"), "--failures", str(tmp_path / "f.csv")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert str(missing) in proc.stderr and "missing file" in proc.stderr
+    assert not (tmp_path / "emb").exists()
