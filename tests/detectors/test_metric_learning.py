@@ -197,8 +197,14 @@ def _faces_data(root: Path) -> DetectorData:
 
 
 def test_xception_is_timm_legacy_xception():
-    n = create("xception").num_parameters()
+    det = create("xception")
+    n = det.num_parameters()
     assert 20_000_000 < n["total"] < 21_500_000 and n["head"] == 2049      # 2048 features -> 1 logit
+    # offline ImageNet: seeded random, said so (not a few Lite0 BatchNorm tensors copied by name)
+    model, info = det._build("imagenet", seed=1)
+    assert info["source"] == "random" and info["init"].startswith("random (seeded; no offline ImageNet")
+    again, _ = det._build("imagenet", seed=1)
+    assert all(a.equal(b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
 def test_xception_bagging_bags_fit_score_load(tmp_path, monkeypatch):

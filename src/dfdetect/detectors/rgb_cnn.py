@@ -260,6 +260,24 @@ class Xception(RGBCNN):
     paper = "metric_learning.txt (Table II frames only), two_branch.txt (Tables 2-4 Xception)"
     defaults = XCEPTION_DEFAULTS
 
+    def _build(self, pretrained: Any, seed: int | None):
+        return xception_build(super()._build, pretrained, seed)
+
+
+def xception_build(build, pretrained: Any, seed: int | None):
+    """``build`` (RGBCNN._build), except that offline ImageNet means a seeded random init: the
+    offline fallback (EfficientNet-Lite0's tensors, matched by name and shape) shares a handful of
+    BatchNorm tensors with Xception and none of its convolutions, which is no ImageNet start."""
+    from ..nn.weights import LITE0_PACKAGE  # noqa: PLC0415
+
+    model, info = build(pretrained, seed)
+    if info.get("source") == LITE0_PACKAGE:
+        model, _ = build("none", seed)
+        info = {"init": "random (seeded; no offline ImageNet weights for legacy_xception: "
+                        f"legacy_xception.tf_in1k is a download; hub: {info.get('hub')})",
+                "weights": "imagenet", "source": "random", "hub": info.get("hub")}
+    return model, info
+
 
 BAGGING_DEFAULTS: dict[str, Any] = {**XCEPTION_DEFAULTS, "bags": 7}
 
@@ -279,6 +297,9 @@ class XceptionBagging(RGBCNN):
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.members: list[Xception] = []
+
+    def _build(self, pretrained: Any, seed: int | None):
+        return xception_build(super()._build, pretrained, seed)
 
     def _member(self) -> Xception:
         p = {k: v for k, v in self.params.items() if k != "bags"}
