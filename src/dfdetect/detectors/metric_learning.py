@@ -361,7 +361,8 @@ class TripletDetector(Detector):
                             logger.log_metric(k.replace("_", "/", 1), v)
                     logger.next_step()
                 score = rec["val_auc"] if math.isfinite(rec["val_auc"]) else rec["train_auc"]
-                if best is None or (math.isfinite(score) and score > best[0]):
+                score = score if math.isfinite(score) else -math.inf
+                if best is None or score > best[0]:
                     best = (score, epoch)
                     best_state = (copy.deepcopy(self.head.state_dict()), clf)
             self.head.load_state_dict(best_state[0])
