@@ -231,3 +231,16 @@ def test_xception_bagging_bags_fit_score_load(tmp_path, monkeypatch):
     back = get("xception_bagging").load(tmp_path / "bag")
     assert np.array_equal(back.score(data, "test")["score"].to_numpy(), sc["score"].to_numpy())
     assert 0.0 <= det.extra_metrics(data, sc)["majority_vote_frame_accuracy"] <= 1.0
+
+
+def test_extra_metrics_of_a_test_set_without_train_split(data):
+    """evaluate --set: another dataset's manifest has only test videos; the in-dataset extras
+    (classifier refits) are skipped with a note instead of crashing."""
+    det = create("triplet_sgd", {**TINY, "epochs": 1})
+    det.fit(data)
+    only_test = DetectorData(data.manifest[data.manifest["split"] == "test"].reset_index(drop=True),
+                             sources=data.sources, seed=data.seed)
+    sc = det.score(only_test, "test")
+    extra = det.extra_metrics(only_test, sc.assign(split="test"))
+    assert "in-dataset only" in extra["note"] and 0.5 < extra["abx_raw"] <= 1.0
+    assert not any(k.startswith(("raw_", "triplets_")) for k in extra)

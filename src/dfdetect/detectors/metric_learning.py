@@ -395,6 +395,13 @@ class TripletDetector(Detector):
         tr, te = self._items(data, "train"), self._items(data, "test")
         if len(te) == 0:
             return {}
+        if len(tr) == 0 or tr["y"].nunique() < 2:
+            # a test set of another dataset (evaluate --set) has no train split to refit on
+            return {"note": "no train split of both classes in this manifest: the classifier "
+                            "comparison and the raw-embedding ablation are in-dataset only",
+                    "abx_raw": abx_accuracy(self._raw(data, te), te["y"].to_numpy(np.int64),
+                                            int(p["abx_triplets"]), seed, "sqeuclidean"),
+                    "embedder": self.embedder}
         x_tr, x_te = self._raw(data, tr), self._raw(data, te)
         y_tr = tr["y"].to_numpy(np.int64)
         e_tr, e_te = self.embed(x_tr), self.embed(x_te)
