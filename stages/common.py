@@ -29,6 +29,7 @@ FRAMES = Path("data/frames")
 FACES = Path("data/faces")
 SAAB = Path("data/saab")
 HSI = Path("data/hsi")
+FACE_EMB = Path("data/face_emb")   # face_embeddings (metric_learning.txt)
 AUDIO = Path("data/audio")
 TRANSCRIPTS = Path("data/transcripts.jsonl")
 SCORES = Path("data/scores")
@@ -43,6 +44,7 @@ SOURCES = {
     "faces": FACES,
     "saab": SAAB,
     "hsi": HSI,
+    "face_emb": FACE_EMB,
     "audio": AUDIO,
     "transcripts": TRANSCRIPTS,
     "mst": MODELS / "mst",
@@ -78,7 +80,7 @@ def set_paths(name: str) -> dict[str, Path]:
     root = SETS / name
     return {"manifest": root / "manifest.csv", "manifest_shards": root / "manifest",
             "frames": root / "frames", "faces": root / "faces", "saab": root / "saab",
-            "hsi": root / "hsi", "failures": FAILURES / "sets" / name,
+            "hsi": root / "hsi", "face_emb": root / "face_emb", "failures": FAILURES / "sets" / name,
             "scores": SET_SCORES / name, "metrics": SET_METRICS / name}
 
 

@@ -633,3 +633,21 @@ def test_evaluate_stage_end_to_end(tmp_path, monkeypatch, dummy_detector, capsys
         (tmp_path / "data" / "scores" / "_test_dummy_eval.csv").read_bytes()
     with pytest.raises(SystemExit, match="name=path"):
         stage.main(["--detector", "_test_dummy_eval", "--source", "manifest"])
+
+
+def test_real_positive_precision_recall_f1_and_tnr():
+    """metric_learning.txt Table III's convention (real = positive) beside the fake-positive one:
+    on a balanced set with fake recall 0.9071 and real accuracy 0.8273 (its Table IV), real
+    precision = 0.8273 / (0.8273 + 0.0929) ~ 0.899 (Table III: 89.84)."""
+    n = 10000
+    y = np.r_[np.zeros(n, int), np.ones(n, int)]
+    real_ok, fake_ok = 8273, 9071
+    s = np.r_[np.where(np.arange(n) < real_ok, 0.2, 0.8), np.where(np.arange(n) < fake_ok, 0.8, 0.2)]
+    m = M.level_metrics(y, s, threshold=0.5)
+    assert m["recall_real"] == pytest.approx(0.8273) == m["tnr"]
+    assert m["precision_real"] == pytest.approx(0.8273 / (0.8273 + (1 - 0.9071)))
+    p, r, f, _ = precision_recall_fscore_support(y, s >= 0.5, average="binary", pos_label=0)
+    assert (m["precision_real"], m["recall_real"], m["f1_real"]) == pytest.approx((p, r, f))
+    assert m["recall"] == pytest.approx(0.9071)
+    only_fakes = M.binary_metrics([1, 1], [0.9, 0.1])
+    assert np.isnan(only_fakes["recall_real"]) and np.isnan(only_fakes["f1_real"])

@@ -107,6 +107,30 @@ def test_every_stage_ran(project):
             assert "test" in m
 
 
+def test_metric_learning_outputs(project):
+    """metric_learning.txt end to end: dlib embeddings per faces shard, both triplet detectors
+    with their Table III extras, Xception, the t-SNE plot."""
+    dst, *_ = project
+    from dfdetect.store import ShardReader
+
+    for shard in (0, 1):
+        faces = ShardReader(dst / "data" / "faces" / f"shard-{shard}.h5")
+        with ShardReader(dst / "data" / "face_emb" / f"shard-{shard}.h5") as emb:
+            assert sorted(emb.videos()) == sorted(faces.videos())
+            vid = emb.videos()[0]
+            assert emb.read(vid, "embedding").shape == (len(faces.frame_indices(vid)), 128)
+        faces.close()
+    for name, other in (("triplet_sgd", "rf"), ("triplet_rf", "sgd")):
+        m = json.loads((dst / "metrics" / f"{name}.json").read_text())
+        assert "dlib_face_recognition_resnet_model_v1" in m["init"]["init"]
+        assert {f"triplets_{other}", f"raw_{name[8:]}", "abx_raw", "abx_learned"} <= set(m["extra"])
+        assert {"tnr", "precision_real", "recall_real", "f1_real"} <= set(m["test"]["video"])
+    assert "legacy_xception" in json.loads((dst / "models" / "xception" / "config.json").read_text())["arch"]
+    assert (dst / "metrics" / "plots" / "triplet_tsne.png").read_bytes()[:4] == b"\x89PNG"
+    tsne = pd.read_csv(dst / "metrics" / "triplet_tsne.csv")
+    assert set(tsne["embedding"]) == {"raw", "learned"}
+
+
 def test_second_repro_runs_nothing(project):
     dst, env, dvc, *_ = project
     out = _run(dvc + ["repro"], dst, env).stdout
@@ -132,7 +156,8 @@ def test_param_change_reruns_only_downstream(project):
     assert f"train@{name}" in ran and f"evaluate@{name}" in ran and "report" in ran, ran
     upstream = {"make_demo", "ingest"} | {s for s in stages if s.split("@")[0] in
                                           ("sample_frames", "align_faces", "saab_features",
-                                           "train_mst", "hyperspectral", "extract_audio", "transcribe")}
+                                           "train_mst", "hyperspectral", "extract_audio", "transcribe",
+                                           "face_embeddings")}
     assert not upstream & set(ran), ran
     others = [s for s in ran if s.startswith(("train@", "evaluate@")) and not s.endswith("@" + name)]
     assert not others, others
@@ -146,7 +171,7 @@ def test_cross_dataset_sets(project):
     dst, env, dvc, *_ = project
     lock = yaml.safe_load((dst / "dvc.lock").read_text())["stages"]
     dets = [s.split("@", 1)[1].rsplit("-", 1)[0] for s in lock if s.startswith("evaluate_set@")]
-    assert {"resnet50", "defakehop", "hyperfake"} <= set(dets), dets
+    assert {"resnet50", "defakehop", "hyperfake", "triplet_sgd", "triplet_rf", "xception"} <= set(dets), dets
     for det in dets:
         m = json.loads((dst / "metrics" / "sets" / "demo_unseen" / f"{det}.json").read_text())
         assert m["test"]["video"]["n_videos"] > 0 and m["thresholds"].get("given")

@@ -424,6 +424,8 @@ SECTIONS: dict[str, str] = {
     "saab": "dfdetect.saab.features:PARAMS",
     "train_mst": "dfdetect.spectral.params:TRAIN_MST",
     "hyperspectral": "dfdetect.spectral.reconstruct:PARAMS",
+    "face_embeddings": "dfdetect.faceid.embed:PARAMS",
+    "triplet_plots": "dfdetect.detectors.metric_learning:PLOTS",
     "hyperfake_plots": "dfdetect.spectral.params:HYPERFAKE_PLOTS",
     "models": "dfdetect.detectors.base:MODELS",
     "evaluate": "dfdetect.detectors.evaluation:PARAMS",

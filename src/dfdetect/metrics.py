@@ -8,7 +8,9 @@ rate of the ROC.
 Definitions (``binary_metrics``)
 
 - ``accuracy``, ``precision``, ``recall``, ``f1``: at ``score >= threshold`` (scikit-learn;
-  precision and F1 are 0 when nothing is flagged, recall and F1 are NaN without fakes).
+  precision and F1 are 0 when nothing is flagged, recall and F1 are NaN without fakes);
+  ``precision_real``, ``recall_real`` (= TNR), ``f1_real``: the same with *real* as the positive
+  class (metric_learning.txt Table III's convention), NaN recall/F1 without reals.
 - ``auc``: area under the ROC (``sklearn.metrics.roc_auc_score``; ties count one half).
 - The ROC is the piecewise-linear curve through the operating points of every distinct
   threshold, starting at (0, 0); ``tar_<far>`` is that curve at FAR = ``far`` (at a vertical
@@ -191,6 +193,15 @@ def binary_metrics(y, score, threshold: float = 0.5, far_points: Sequence[float]
     out["precision"] = float(p)
     out["recall"] = float(r) if n_pos else math.nan
     out["f1"] = float(f) if n_pos else math.nan
+    # real as the positive class (metric_learning.txt Table III): recall_real = TNR
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p0, r0, f0, _ = precision_recall_fscore_support(y, pred, average="binary", pos_label=0,
+                                                        zero_division=0.0)
+    n_neg = int(y.size - n_pos)
+    out["precision_real"] = float(p0)
+    out["recall_real"] = float(r0) if n_neg else math.nan
+    out["f1_real"] = float(f0) if n_neg else math.nan
 
     keys = ["auc", "eer", "eer_threshold"]
     for far in far_points:

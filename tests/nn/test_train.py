@@ -115,3 +115,23 @@ def test_helpers():
     # a final batch of one is dropped when shuffling (batch norm cannot train on one item)
     assert len(T.make_loader(_data(9), 4, shuffle=True)) == 2
     assert len(T.make_loader(_data(9), 4)) == 3
+
+
+def test_nadam_has_the_keras_settings(monkeypatch):
+    """optimizer: nadam = torch NAdam with Keras' Nadam(lr, schedule_decay=0.004) settings
+    (metric_learning.txt §IV-C: lr 0.002, schedule decay 0.004)."""
+    seen = {}
+    real = torch.optim.NAdam
+
+    def spy(params, **kw):
+        seen.update(kw)
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "NAdam", spy)
+    tr = _data(16)
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    T.fit(model, T.make_loader(tr, 8, shuffle=True), None,
+          T.TrainConfig(epochs=1, lr=0.002, weight_decay=0.0, optimizer="nadam", scheduler="none"))
+    assert seen == {"lr": 0.002, "weight_decay": 0.0, "momentum_decay": 0.004, "eps": 1e-7}
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

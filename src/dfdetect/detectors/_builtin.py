@@ -3,4 +3,5 @@
 from . import dada  # noqa: F401,E402
 from . import defakehop  # noqa: F401,E402
 from . import hyperfake  # noqa: F401,E402
+from . import metric_learning  # noqa: F401,E402
 from . import rgb_cnn  # noqa: F401,E402

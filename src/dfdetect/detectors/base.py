@@ -358,7 +358,7 @@ def _training_checks():
     C = _cfg
     return {
         "epochs": C.Int(ge=1), "batch_size": C.Int(ge=1), "eval_batch_size": C.Int(ge=1),
-        "lr": C.Float(gt=0), "weight_decay": C.Float(ge=0), "optimizer": C.Choice("adam", "adamw"),
+        "lr": C.Float(gt=0), "weight_decay": C.Float(ge=0), "optimizer": C.Choice("adam", "adamw", "nadam"),
         "scheduler": C.Choice("cosine", "none"), "min_lr_ratio": C.Float(ge=0, le=1),
         "pos_weight": C.AnyOf(C.Choice("auto", "none"), C.Float(gt=0), nullable=True),
         "patience": C.Int(ge=0), "monitor": C.Choice("val_auc", "val_loss"), "grad_clip": C.Float(ge=0),

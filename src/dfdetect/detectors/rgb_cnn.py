@@ -288,3 +288,145 @@ class EfficientNetLite0(RGBCNN):
     """EfficientNet-Lite0: the one backbone with exact ImageNet weights available offline."""
     arch = "efficientnet_lite0"
     paper = "offline ImageNet reference (not in the papers)"
+
+
+# ---- Xception (metric_learning.txt Table II "frames only"; two_branch.txt's main baseline) ----
+XCEPTION_DEFAULTS: dict[str, Any] = {
+    **DEFAULTS,
+    "optimizer": "nadam",       # metric_learning.txt §IV-C: Keras Nadam(lr=0.002, schedule_decay=0.004)
+    "lr": 2.0e-3,
+    "scheduler": "none",        # the paper gives no other decay than Nadam's momentum schedule
+    "weight_decay": 0.0,
+}
+
+
+@register("xception")
+class Xception(RGBCNN):
+    """Xception (Chollet 2017; timm ``legacy_xception``): metric_learning.txt's "frames only" baseline
+    (Table II) and two_branch.txt's reference, trained with the paper's Nadam settings."""
+    arch = "legacy_xception"
+    paper = "metric_learning.txt (Table II frames only), two_branch.txt (Tables 2-4 Xception)"
+    defaults = XCEPTION_DEFAULTS
+
+    def _build(self, pretrained: Any, seed: int | None):
+        return xception_build(super()._build, pretrained, seed)
+
+
+def xception_build(build, pretrained: Any, seed: int | None):
+    """``build`` (RGBCNN._build), except that offline ImageNet means a seeded random init: the
+    offline fallback (EfficientNet-Lite0's tensors, matched by name and shape) shares a handful of
+    BatchNorm tensors with Xception and none of its convolutions, which is no ImageNet start."""
+    from ..nn.weights import LITE0_PACKAGE  # noqa: PLC0415
+
+    model, info = build(pretrained, seed)
+    if info.get("source") == LITE0_PACKAGE:
+        model, _ = build("none", seed)
+        info = {"init": "random (seeded; no offline ImageNet weights for legacy_xception: "
+                        f"legacy_xception.tf_in1k is a download; hub: {info.get('hub')})",
+                "weights": "imagenet", "source": "random", "hub": info.get("hub")}
+    return model, info
+
+
+BAGGING_DEFAULTS: dict[str, Any] = {**XCEPTION_DEFAULTS, "bags": 7}
+
+
+@register("xception_bagging")
+class XceptionBagging(RGBCNN):
+    """Xception with bagging (metric_learning.txt §IV-B/C, Celeb-DF): ``bags`` sub-models, bag k =
+    every train real video + the k-th of ``bags`` disjoint seeded video-level parts of the train
+    fakes (``bags: 0`` = round(n_fake_videos / n_real_videos), at least 1). A frame's score is the
+    mean of the bags' P(fake) (AUC needs a continuous score); ``extra_metrics`` gives the majority
+    vote's accuracy ("maximum voting"). Saved as ``bag_<k>/model.safetensors`` + ``config.json``."""
+    arch = "legacy_xception"
+    paper = "metric_learning.txt (Table I, Xception with bagging)"
+    defaults = BAGGING_DEFAULTS
+    checks = {**RGBCNN.checks, "bags": _cfg.Int(ge=0)}
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.members: list[Xception] = []
+
+    def _build(self, pretrained: Any, seed: int | None):
+        return xception_build(super()._build, pretrained, seed)
+
+    def _member(self) -> Xception:
+        p = {k: v for k, v in self.params.items() if k != "bags"}
+        return Xception(**p)
+
+    def bag_videos(self, data: DetectorData) -> list[list[str]]:
+        """The train videos of every bag (seeded, disjoint fake parts)."""
+        from ..data.manifest import is_fake  # noqa: PLC0415
+
+        vids = data.videos("train")
+        fake = is_fake(vids).astype(bool)
+        reals = sorted(vids.loc[~fake, "video_id"].astype(str))
+        fakes = sorted(vids.loc[fake, "video_id"].astype(str))
+        k = int(self.params["bags"]) or max(1, int(round(len(fakes) / max(len(reals), 1))))
+        k = max(1, min(k, len(fakes) or 1))
+        order = np.random.default_rng(int(data.seed)).permutation(len(fakes))
+        return [reals + [fakes[i] for i in part] for part in np.array_split(order, k)]
+
+    def fit(self, data: DetectorData, logger: Any | None = None) -> dict:
+        out = []
+        self.members = []
+        for k, videos in enumerate(self.bag_videos(data)):
+            man = data.manifest
+            keep = (man["split"] != "train") | man["video_id"].astype(str).isin(videos)
+            sub = DetectorData(man[keep].reset_index(drop=True), sources=data.sources,
+                               seed=int(data.seed) + k, device=data.device, workers=data.workers,
+                               progress=data.progress, checks=data.checks)
+            m = self._member()
+            out.append(m.fit(sub, logger=None))
+            self.members.append(m)
+            log.info("%s: bag %d/%d fitted on %d train videos", self.name, k + 1,
+                     int(len(self.bag_videos(data))), len(videos))
+        self.model = self.members[0].model
+        self._init = dict(self.members[0]._init)
+        self._fit = {"bags": [dict(m._fit) for m in self.members]}
+        return {"bags": out}
+
+    def _bag_scores(self, data: DetectorData, split: str) -> list[pd.DataFrame]:
+        if not self.members:
+            raise RuntimeError(f"{self.name}: fit or load the detector before scoring")
+        return [m.score(data, split) for m in self.members]
+
+    def score(self, data: DetectorData, split: str) -> pd.DataFrame:
+        tables = self._bag_scores(data, split)
+        out = tables[0][["video_id", "frame_index"]].copy()
+        out["score"] = np.mean([t["score"].to_numpy(float) for t in tables], axis=0)
+        return check_scores(out, self.name)
+
+    def extra_metrics(self, data: DetectorData, test_scores: pd.DataFrame) -> dict:
+        from ..metrics import labels_of  # noqa: PLC0415
+
+        tables = self._bag_scores(data, "test")
+        votes = np.mean([t["score"].to_numpy(float) >= 0.5 for t in tables], axis=0)
+        y = labels_of(tables[0], data.manifest)
+        return {"bags": len(tables), "majority_vote_frame_accuracy": float(np.mean((votes > 0.5) == (y == 1)))}
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        if not self.members:
+            raise RuntimeError(f"{self.name}: nothing to save (fit or load first)")
+        for k, m in enumerate(self.members):
+            m.save(directory / f"bag_{k}")
+        self.write_config(directory, extra={"arch": self.arch, "bags": len(self.members), "fit": self._fit,
+                                            "parameters": self.num_parameters()})
+
+    @classmethod
+    def load(cls, directory: Path) -> "XceptionBagging":
+        from ..model_files import require  # noqa: PLC0415
+
+        directory = Path(directory)
+        obj, cfg = cls.from_config(directory)
+        n = int(require(cfg, "bags", directory / "config.json"))
+        obj.members = [Xception.load(directory / f"bag_{k}") for k in range(n)]
+        obj.model = obj.members[0].model
+        obj._init = dict(cfg.get("init", {}))
+        obj._fit = dict(cfg.get("fit", {}))
+        return obj
+
+    def num_parameters(self) -> dict:
+        one = super().num_parameters()
+        k = max(1, len(self.members))
+        return {**{key: v * k for key, v in one.items()}, "bags": k}

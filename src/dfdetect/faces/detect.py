@@ -6,7 +6,10 @@
   cost one cheap pass and small ones are still found.
 - ``cnn``: dlib's MMOD CNN detector (``mmod_human_face_detector.dat``): more pose-robust, slow on CPU.
 - ``mtcnn``: facenet-pytorch's MTCNN with its bundled P/R/O-Net weights; also gives 5 points
-  (eyes, nose, mouth corners). The fallback when dlib finds no face (two_branch.txt section 4).
+  (eyes, nose, mouth corners). The fallback when dlib finds no face. MTCNN is metric_learning.txt's
+  face extractor (section III-A); two_branch.txt section 4 falls back to FAN (Bulat &
+  Tzimiropoulos, the ``face-alignment`` package, whose weights download at run time), for which
+  MTCNN is the offline stand-in.
 
 Every detector returns boxes in the pixel frame of the image it was given. dlib's 68-point shape
 predictor was trained on boxes shaped like the HOG detector's, so :func:`landmark_box` turns a

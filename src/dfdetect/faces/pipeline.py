@@ -2,8 +2,9 @@
 
 For every frame: detect on a copy downscaled so its longer side is at most ``detect_max_side``
 (detection dominates the cost and needs no more resolution than that for talking-head faces);
-keep the largest face; if the first detector finds none, try the ``fallback`` (MTCNN by default,
-two_branch.txt section 4); predict the 68 landmarks on the FULL-resolution frame from the box
+keep the largest face; if the first detector finds none, try the ``fallback`` (MTCNN by default:
+metric_learning.txt's face extractor, and the offline stand-in for two_branch.txt's FAN fallback,
+section 4); predict the 68 landmarks on the FULL-resolution frame from the box
 scaled back up; then make the aligned face (``face_size``, ``margin``) and the DefakeHop face
 (``defakehop_size``) with its three patches. A frame without a face is returned as a miss with a
 reason, never raised.

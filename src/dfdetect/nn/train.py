@@ -4,7 +4,8 @@ Used by the RGB CNN baselines and by the other torch detectors (HyperFake's clas
 it a model whose forward returns one logit per item, a train loader, optionally a validation
 loader, and :class:`TrainConfig`. It provides
 
-- Adam / AdamW with a per-step cosine learning-rate decay (HyperFake §IV-F: Adam + cosine);
+- Adam / AdamW / NAdam (Keras' Nadam settings, metric_learning.txt) with a per-step cosine
+  learning-rate decay (HyperFake §IV-F: Adam + cosine);
 - ``BCEWithLogitsLoss`` with ``pos_weight`` (= n_real / n_fake by default) for class imbalance;
 - seeding and determinism: on CPU, the same seed, data and thread count give bit-identical
   weights (``torch.use_deterministic_algorithms(True)``, fixed ``torch.set_num_threads``,
@@ -40,7 +41,7 @@ class TrainConfig:
     epochs: int = 3
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    optimizer: str = "adamw"        # adam | adamw
+    optimizer: str = "adamw"        # adam | adamw | nadam
     scheduler: str = "cosine"       # cosine | none
     min_lr_ratio: float = 0.01      # cosine floor as a fraction of lr
     pos_weight: Any = "auto"        # "auto" (n_neg / n_pos of the train labels), a number, or None
@@ -266,8 +267,11 @@ def fit(model, train_loader, val_loader=None, config: TrainConfig | None = None,
             opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         elif opt_name == "adamw":
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif opt_name == "nadam":   # Keras Nadam(lr, schedule_decay=0.004) (metric_learning.txt §IV-C)
+            opt = torch.optim.NAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    momentum_decay=0.004, eps=1e-7)
         else:
-            raise ValueError(f"optimizer must be adam or adamw, got {cfg.optimizer!r}")
+            raise ValueError(f"optimizer must be adam, adamw or nadam, got {cfg.optimizer!r}")
         steps = max(1, int(cfg.epochs) * max(1, len(train_loader)))
         sched = None
         if str(cfg.scheduler).lower() == "cosine":
