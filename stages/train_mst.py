@@ -12,7 +12,7 @@ the held-out split (MRAE, RMSE, PSNR) beside the two baselines it must beat: the
 training spectrum and the least-squares linear RGB -> 31 map.
 
 Writes models/mst/mst_<variant>.pt (state dict + config; torch.load(weights_only=True)),
-models/mst/config.json and metrics/mst.json. Which variant the hyperspectral stage uses is
+models/mst/linear_map.npy (the baseline's 3 x 31 map), models/mst/config.json and metrics/mst.json. Which variant the hyperspectral stage uses is
 `hyperspectral.variant`. Example:
 
     python stages/train_mst.py --steps 400 --scenes.size 128
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--live", default=str(common.METRICS / "train" / "mst"), help="DVCLive folder ('' = off)")
     cfg, args = cli.parse(argv)
 
+    import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415
 
     from dfdetect.spectral import arad, mst, scenes, train  # noqa: PLC0415
@@ -127,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             "mrae": v["flexi"]["heldout"]["mrae"] - v["smsa"]["heldout"]["mrae"],
             "gflops_ratio": v["flexi"]["gflops"] / v["smsa"]["gflops"]}
     results["data_seconds"] = round(t_data, 2)
+    # the linear baseline's map, for ablations (benchmarks/hyperfake_ablation.py); atomic write
+    tmp = out_dir / "linear_map.npy.tmp"
+    with open(tmp, "wb") as fh:
+        np.save(fh, linear.astype(np.float64))
+    tmp.replace(out_dir / "linear_map.npy")
     write_json_atomic(args.metrics, results)
     write_text_atomic(out_dir / "config.json", json.dumps(
         {"variants": sorted(v), "params": cfg, "data": data}, indent=2, sort_keys=True, default=str) + "\n")
