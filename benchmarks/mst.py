@@ -11,6 +11,12 @@ interleaved (authors, ours S-MSA, ours FlexiAttention) so machine load hits all 
 the best and median faces/s of each are printed with the ratio, and the load average.
 On CUDA (when present) the same comparison runs on the GPU with ``--gpu-batch`` faces per batch
 (fp32 and bf16 autocast).
+
+``--engines`` adds the inference engines of the hyperspectral stage (``hyperspectral.engine`` x
+``hyperspectral.precision``: torch fp32 / bf16 autocast, OpenVINO fp32 / bf16, each built by
+:func:`dfdetect.spectral.reconstruct.make_engine` exactly as the stage builds it), timed in the
+same interleaved rounds on FlexiAttention weights, with each engine's max |output - torch fp32|
+and its faces/s relative to torch fp32 and to the authors' code.
 """
 
 from __future__ import annotations
@@ -67,6 +73,41 @@ def timed(fn, sync=None):
     return time.perf_counter() - t
 
 
+def engines_table(model, x, args, authors_times=None) -> None:
+    """faces/s of each (engine, precision) of the hyperspectral stage, interleaved rounds."""
+    import numpy as np
+
+    from dfdetect.spectral.reconstruct import make_engine
+
+    xn = x.numpy()
+    runs, notes = {}, {}
+    for engine in ("torch", "openvino"):
+        for precision in ("fp32", "bf16"):
+            try:
+                runs[f"{engine} {precision}"] = make_engine(model, engine, precision, "cpu",
+                                                            args.batch, args.size)
+            except ImportError as exc:
+                notes[f"{engine} {precision}"] = str(exc)
+    ref = runs["torch fp32"](xn)
+    err = {k: float(np.abs(r(xn) - ref).max()) for k, r in runs.items()}
+    ts: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(args.rounds):
+        for k, r in runs.items():
+            ts[k].append(timed(lambda: r(xn)))
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    print(f"\nhyperspectral engines (Flexi weights), CPU, batch {args.batch}, {args.size}x{args.size}, "
+          f"{args.rounds} interleaved rounds:")
+    for k, v in ts.items():
+        line = (f"  {k:14s} median {args.batch / med(v):6.2f} faces/s  x{med(ts['torch fp32']) / med(v):.2f} "
+                f"vs torch fp32")
+        if authors_times:
+            line += f"  x{med(authors_times) / med(v):.2f} vs authors"
+        print(line + f"   max |out - torch fp32| {err[k]:.1e}")
+    for k, why in notes.items():
+        print(f"  {k:14s} unavailable: {why}")
+    print(f"  load average after: {os.getloadavg()}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=8)
@@ -77,6 +118,7 @@ def main() -> int:
     ap.add_argument("--mirror", default=None, help="git dir of a MST-plus-plus mirror")
     ap.add_argument("--gpu-batch", type=int, default=64)
     ap.add_argument("--cpu", action="store_true", help="skip the GPU part even when CUDA is present")
+    ap.add_argument("--engines", action="store_true", help="also time the stage's inference engines")
     args = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
@@ -133,6 +175,8 @@ def main() -> int:
             print(f"  speed-up {k} / authors: best {min(times['authors']) / min(times[k]):.2f}x, "
                   f"median {med(times['authors']) / med(times[k]):.2f}x")
     print(f"  load average after: {os.getloadavg()}")
+    if args.engines:
+        engines_table(flexi, x, args, times.get("authors"))
 
     if torch.cuda.is_available() and not args.cpu:
         dev = torch.device("cuda")

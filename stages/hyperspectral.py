@@ -2,8 +2,11 @@
 
 Reads data/faces/shard-N.h5 (field `hyperspectral.field`, resized to `hyperspectral.size`),
 runs the MST++ variant `hyperspectral.variant` trained by train_mst (models/mst/mst_<variant>.pt)
-or an official MST++ checkpoint (`hyperspectral.checkpoint`, e.g. the authors' mst_plus_plus.pth)
-in batches, on the GPU when present (`device: auto`), and writes data/hsi/shard-N.h5: float16
+or an official MST++ checkpoint (`hyperspectral.checkpoint`: the authors' mst_plus_plus.pth, or a
+folder holding one; the default folder data/mst_checkpoint holds only a README) in batches with
+the inference engine `hyperspectral.engine` (torch, on the GPU when present with `device: auto`,
+or openvino on the CPU) at `hyperspectral.precision` (fp32; bf16 opt-in), clips the cubes to
+[0, 1] and writes data/hsi/shard-N.h5: float16
 31 x H x W per face, one HDF5 chunk per face, lossless compression, per-band statistics.
 Only the `hyperspectral` params section and the MST++ weights affect this stage: changing a
 classifier's params (models.hyperfake) never reruns it. Example:
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # noqa: PLC0415
 
     from dfdetect.spectral import mst  # noqa: PLC0415
-    from dfdetect.spectral.reconstruct import reconstruct_shard  # noqa: PLC0415
+    from dfdetect.spectral.reconstruct import reconstruct_shard, resolve_checkpoint  # noqa: PLC0415
 
     threads = int(cfg.get("threads", 0) or 0)
     if threads:
@@ -50,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     variant = str(cfg.get("variant", "flexi"))
-    ckpt = str(cfg.get("checkpoint") or "")
-    if ckpt:
+    ckpt = resolve_checkpoint(str(cfg.get("checkpoint") or ""))
+    if ckpt is not None:
         model = mst.load_official_checkpoint(ckpt, attention=variant)
         weights = Path(ckpt)
     else:
@@ -68,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
                                 batch_size=int(cfg.get("batch_size", 8)),
                                 field=str(cfg.get("field", "face128")), device=device,
                                 params=cfg, model_info=info, codec=cfg.get("codec"),
-                                failures=failures)
+                                failures=failures, engine=str(cfg.get("engine", "torch")),
+                                precision=str(cfg.get("precision", "fp32")))
     fail_path = args.failures or shard_path(common.FAILURES / "hyperspectral", args.shard, ".csv")
     failures.write(fail_path)
     print(f"hyperspectral shard {args.shard}: {summary['faces']} faces of {summary['videos']} videos "
           f"-> {out} in {time.perf_counter() - t0:.1f} s ({summary['faces_per_s']:.2f} faces/s on "
-          f"{device}); {len(failures)} failures", file=sys.stderr)
+          f"{device}, {summary['engine']} {summary['precision']}); {len(failures)} failures", file=sys.stderr)
     return common.failure_guard(cli.parser.prog, failures, max_ratio, fail_path)
 
 

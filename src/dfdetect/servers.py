@@ -213,7 +213,8 @@ class DaskCluster:
 
 # what a working copy of the project needs to run its DAG (tests and benchmarks copy it to tmp)
 PROJECT_FILES = ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore",
-                 "data/demo_source")   # make_demo's default source (a dep: README only)
+                 "data/demo_source",   # make_demo's default source (a dep: README only)
+                 "data/arad", "data/mst_checkpoint")   # train_mst / hyperspectral deps (README only)
 
 
 def copy_project(repo: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -142,3 +142,27 @@ def test_nan_cubes_are_left_out_and_the_rest_scored_as_in_a_clean_cache(tmp_path
     # the other test videos are scored exactly as with the clean cache (same band statistics,
     # same training rows)
     pd.testing.assert_frame_equal(scores["poisoned"], scores["clean"])
+
+
+def test_band_statistics_come_from_train_faces_only(tmp_path):
+    """Val/test cubes never enter the standardisation (they carry a large offset here)."""
+    from dfdetect.spectral.cache import HSICache
+
+    manifest = _write_hsi(tmp_path)
+    # rewrite the cache with +5 on every val/test cube
+    cache = HSICache(tmp_path / "hsi")
+    cubes = {v: np.stack([cache.read_numpy(v, i).astype(np.float32) for i in range(3)])
+             for v in manifest["video_id"]}
+    cache.close()
+    split = dict(zip(manifest["video_id"], manifest["split"]))
+    with HSIWriter(tmp_path / "hsi2" / "shard-0.h5", model_info={"variant": "flexi"}) as w:
+        for v, c in cubes.items():
+            w.add(v, [0, 3, 6], c + (5.0 if split[v] != "train" else 0.0))
+    data = DetectorData(manifest, sources={"hsi": tmp_path / "hsi2"}, seed=5)
+    det = create("hyperfake", {**TINY, "epochs": 1})
+    det.fit(data)
+    train = np.concatenate([c for v, c in cubes.items() if split[v] == "train"]).astype(np.float64)
+    want = train.transpose(1, 0, 2, 3).reshape(31, -1)
+    got_mean = det.model.spectral.norm_mean.detach().numpy()
+    assert np.abs(got_mean - want.mean(1)).max() < 1e-4
+    assert np.abs(det.model.spectral.norm_std.detach().numpy() - want.std(1)).max() < 1e-4

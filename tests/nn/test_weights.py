@@ -155,3 +155,27 @@ def test_stem_is_adapted_for_other_input_channels():
     assert "31 input channels" in info["init"] and "conv_stem.weight" in info["stem_adapted"]
     want = adapt_input_conv(31, W.lite0_state_dict()["conv_stem.weight"])
     assert torch.equal(model.conv_stem.weight.detach(), want)
+
+
+@pytest.mark.parametrize("arch,pretrained,in_chans", [
+    ("efficientnet_b0", "imagenet", 3), ("efficientnet_b0", "imagenet", 3 + 28),
+    ("efficientnet_lite0", "imagenet", 3), ("resnet50", "none", 3)])
+def test_new_one_logit_heads_start_at_zero(arch, pretrained, in_chans):
+    model, info = W.create_model(arch, pretrained, num_classes=1, seed=0, in_chans=in_chans)
+    head = model.get_classifier()
+    assert torch.count_nonzero(head.weight) == 0 and torch.count_nonzero(head.bias) == 0
+    assert info["head"].startswith("zero-initialised")
+    with torch.no_grad():
+        logits = model.eval()(torch.rand(2, in_chans, 64, 64))
+    assert torch.equal(logits, torch.zeros(2, 1))
+
+
+def test_a_head_loaded_from_a_file_is_kept(tmp_path):
+    from safetensors.torch import save_file
+    src, _ = W.create_model("efficientnet_lite0", "none", num_classes=1, seed=3)
+    with torch.no_grad():
+        src.get_classifier().weight.fill_(0.25)
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    model, info = W.create_model("efficientnet_lite0", str(tmp_path / "w.safetensors"), num_classes=1)
+    assert "head" not in info and "head_loaded" not in info
+    assert torch.equal(model.get_classifier().weight, src.get_classifier().weight)

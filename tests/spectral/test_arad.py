@@ -7,7 +7,11 @@ import h5py
 import numpy as np
 import pytest
 
+from pathlib import Path
+
 from dfdetect.spectral import arad
+
+REPO_ARAD = Path(__file__).resolve().parents[2] / "data" / "arad"
 
 
 def _make(root, names, h=10, w=12, spec_dir="Train_spectral"):
@@ -43,3 +47,29 @@ def test_missing_files_are_clear(tmp_path):
     (tmp_path / "split_txt" / "train_list.txt").write_text("B\n")
     with pytest.raises(FileNotFoundError, match="B.mat"):
         arad.load_pairs(tmp_path, "train")
+
+
+def test_the_train_split_is_streamed_not_loaded(tmp_path, monkeypatch):
+    from dfdetect.spectral import train
+
+    _make(tmp_path, [f"S{i}" for i in range(6)], h=16, w=16)
+    (tmp_path / "split_txt" / "train_list.txt").write_text("\n".join(f"S{i}" for i in range(6)))
+    (tmp_path / "split_txt" / "valid_list.txt").write_text("S0\n")
+    reads = []
+    real = arad.read_cube
+    monkeypatch.setattr(arad, "read_cube", lambda p: reads.append(p) or real(p))
+    pairs = arad.ARADPairs(tmp_path, "train")
+    assert len(pairs) == 6 and reads == []                   # opening reads no cube
+    rgb, cube = pairs[4]
+    assert rgb.shape == (3, 16, 16) and cube.shape == (31, 16, 16) and len(reads) == 1
+    reads.clear()
+    model, summary = train.train(pairs, steps=2, batch_size=2, seed=0, attention="smsa", loss="l1")
+    assert len(reads) == 4 and summary["steps"] == 2          # one batch of scenes per step
+    assert arad.configured_root(REPO_ARAD) is None           # the README-only placeholder
+    assert arad.configured_root(tmp_path) == tmp_path
+
+
+def test_configured_root_rejects_a_folder_that_is_not_arad(tmp_path):
+    (tmp_path / "something.mat").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="split list missing"):
+        arad.configured_root(tmp_path)

@@ -84,7 +84,14 @@ def test_reconstruct_shard_batches_across_videos(tmp_path):
 
     x = prepare_faces(ShardReader(faces).read("v/three.mp4", "face128")[1:2], 16)
     with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(x))[0].numpy().astype(np.float16)
+        raw = model.eval()(torch.from_numpy(x))[0].numpy()
+    assert raw.min() < 0                               # an untrained MST++ leaves [0, 1] ...
+    ref = np.clip(raw, 0, 1).astype(np.float16)        # ... and the cache holds the clipped cube
+    got = np.concatenate([c.read_numpy(v, i)[None] for v in c.store.videos()
+                          for i in range(len(c.store.frame_indices(v)))])
+    assert got.min() >= 0 and got.max() <= 1
+    info = json.loads(c.store.shards[0].file.attrs["model"])
+    assert (info["engine"], info["precision"]) == ("torch", "fp32")
     assert np.array_equal(c.read_numpy("v/three.mp4", 1), ref) or \
         np.abs(c.read_numpy("v/three.mp4", 1).astype(np.float32) - ref.astype(np.float32)).max() < 2e-3
 
@@ -98,11 +105,61 @@ def test_hyperspectral_stage_cli(tmp_path):
     cmd = [sys.executable, str(REPO / "stages/hyperspectral.py"), "--params", str(REPO / "params.yaml"),
            "--shard", "1", "--faces", str(faces), "--models", str(models), "--out", str(out),
            "--failures", str(tmp_path / "fail.csv"), "--size", "16", "--device", "cpu",
-           "--threads", "1"]
+           "--threads", "1", "--checkpoint", ""]
     subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True, timeout=120)
     c = cache.HSICache(out)
     assert c.read("a.mp4", 1).shape == (31, 16, 16)
     assert json.loads(c.store.shards[0].file.attrs["model"])["variant"] == "flexi"
+
+
+@pytest.mark.slow
+def test_openvino_engine_matches_torch_and_is_recorded(tmp_path):
+    pytest.importorskip("openvino")
+    from dfdetect.spectral.reconstruct import make_engine
+
+    torch.manual_seed(0)
+    model = mst.build("flexi")
+    faces = tmp_path / "faces" / "shard-0.h5"
+    _face_shard(faces, {"v/one.mp4": 3})                 # batches of 2: the last one padded
+    reconstruct_shard(faces, tmp_path / "hsi" / "shard-0.h5", model, size=16, batch_size=2,
+                      progress=False, engine="openvino")
+    c = cache.HSICache(tmp_path / "hsi")
+    info = json.loads(c.store.shards[0].file.attrs["model"])
+    assert (info["engine"], info["precision"]) == ("openvino", "fp32")
+    from dfdetect.spectral.reconstruct import prepare_faces
+    from dfdetect.store import ShardReader
+
+    x = prepare_faces(ShardReader(faces).read("v/one.mp4", "face128"), 16)
+    ref = np.clip(make_engine(model, "torch", "fp32")(x), 0, 1)
+    got = np.stack([c.read_numpy("v/one.mp4", i).astype(np.float32) for i in range(3)])
+    assert np.abs(got - ref).max() < 2e-3                # fp16 storage of equal fp32 outputs
+
+
+@pytest.mark.slow
+def test_openvino_bf16_is_close():
+    pytest.importorskip("openvino")
+    from dfdetect.spectral.reconstruct import make_engine
+
+    torch.manual_seed(0)
+    model = mst.build("flexi")
+    x = np.random.default_rng(0).uniform(0, 1, (2, 3, 16, 16)).astype(np.float32)
+    ref = make_engine(model, "torch", "fp32")(x)
+    assert np.abs(make_engine(model, "openvino", "bf16", batch_size=2, size=16)(x) - ref).max() < 5e-2
+
+
+def test_checkpoint_param_resolves_files_and_placeholder_folders(tmp_path):
+    from dfdetect.spectral.reconstruct import resolve_checkpoint
+
+    assert resolve_checkpoint("") is None
+    assert resolve_checkpoint(REPO / "data" / "mst_checkpoint") is None      # README only
+    (tmp_path / "README.md").write_text("x")
+    (tmp_path / "mst_plus_plus.pth").write_bytes(b"")
+    assert resolve_checkpoint(tmp_path) == tmp_path / "mst_plus_plus.pth"
+    (tmp_path / "other.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="2 checkpoints"):
+        resolve_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError, match="neither a file nor a folder"):
+        resolve_checkpoint(tmp_path / "missing")
 
 
 def test_classifier_params_do_not_invalidate_the_cache():
@@ -113,6 +170,9 @@ def test_classifier_params_do_not_invalidate_the_cache():
     assert stage["params"] == ["hyperspectral"]
     assert not any("detectors" in d or d.startswith("src/dfdetect/nn") for d in stage["deps"])
     assert dvc["stages"]["train_mst"]["params"] == ["seed", "train_mst"]
+    # the external inputs named by params are DVC deps too (ARAD-1K folder, official checkpoint)
+    assert "${train_mst.arad_root}" in dvc["stages"]["train_mst"]["deps"]
+    assert "${hyperspectral.checkpoint}" in stage["deps"]
     assert not any("detectors" in d for d in dvc["stages"]["train_mst"]["deps"])
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert "hyperfake" in params["models"] and "hyperfake" not in params["hyperspectral"]

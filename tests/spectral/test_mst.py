@@ -120,3 +120,22 @@ def test_short_training_lowers_heldout_mrae():
     # deterministic for a seed
     model2, _ = train.train(rgb, cube, attention="smsa", steps=8, batch_size=2, lr=2e-3, seed=3)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
+
+
+def test_baselines_and_linear_warm_start():
+    """metrics/mst.json reports the two baselines; init='linear' starts MST++ exactly at the map."""
+    from dfdetect.spectral import scenes, train
+
+    tr = train.as_pairs(*scenes.make_scenes(6, 32, seed=4))
+    va = train.as_pairs(*scenes.make_scenes(3, 32, seed=4, split="heldout"))
+    w = train.fit_linear_map(tr, seed=0)
+    base = train.baselines(tr, va, linear=w)
+    assert set(base) == {"mean_spectrum", "linear_map"}
+    assert base["linear_map"]["psnr"] > base["mean_spectrum"]["psnr"]
+    model = mst.build("flexi")
+    train.init_linear(model, w)
+    rgb = va[0][0]
+    with torch.no_grad():
+        out = model.eval()(torch.as_tensor(rgb[None]))[0].numpy()
+    assert np.abs(out - np.einsum("chw,cb->bhw", rgb, w)).max() < 1e-5
+    assert abs(train.evaluate(model, va)["psnr"] - base["linear_map"]["psnr"]) < 1e-3

@@ -3,7 +3,8 @@
 Input: the HSI cache (``data/hsi``; 31-band MST++ cubes of every aligned face, written by the
 ``hyperspectral`` stage, frozen and never retrained here). The classifier is
 
-1. per-band standardisation with the cache's stored per-band statistics;
+1. per-band standardisation with per-band statistics of the TRAIN faces only (the cubes the
+   classifier trains on; validation and test faces never enter them);
 2. the spectral attention module (paper §IV-C): each band i is a token X_i (its map average-
    pooled to ``pool`` x ``pool`` features); ``SA(X) = softmax((X W_Q)(X W_K)^T / sqrt(d)) (X W_V)``
    (Eq. 2) over the 31 bands. The 31 x 31 attention mixes the band maps (a residual
@@ -230,6 +231,25 @@ class HyperFake(Detector):
         return HyperFakeNet(attn, backbone, int(p["image_size"])), info
 
     @staticmethod
+    def _train_band_norm(hsi_dir: Path, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per-band mean / std over the cubes of ``items`` (the training faces), read from the
+        cache in ``items`` order with float64 accumulators: no val/test face contributes."""
+        from ..spectral.cache import BandStats  # noqa: PLC0415
+
+        ds = HSIDataset(hsi_dir, items)
+        stats = None
+        for i in range(len(ds)):
+            cube = ds.cache.read_numpy(ds.video_ids[i], int(ds.rows[i]), shard=int(ds.shards[i]))
+            if stats is None:
+                stats = BandStats(cube.shape[0])
+            stats.update(cube[None])
+        ds.cache.close()
+        if stats is None or stats.n == 0:
+            raise ValueError(f"{hsi_dir}: no training cubes for the band statistics")
+        d = stats.to_dict()
+        return np.asarray(d["mean"]), np.maximum(np.asarray(d["std"]), 1e-6)
+
+    @staticmethod
     def _band_norm(hsi_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
         """Pooled per-band mean / std from the cache shards' stored statistics.
 
@@ -281,8 +301,9 @@ class HyperFake(Detector):
         val_items = subsample(self._items(data, "val"), p["max_val_frames"], seed + 1)
         if len(train_items) == 0:
             raise ValueError(f"hyperfake: no cached cubes in {hsi} for the manifest's train split")
-        mean, std, mst_info = self._band_norm(hsi)
-        self._cache_info = {"mst": mst_info}
+        _, _, mst_info = self._band_norm(hsi)       # the cache's MST++ identity
+        mean, std = self._train_band_norm(hsi, train_items)
+        self._cache_info = {"mst": mst_info, "band_stats_from": f"{len(train_items)} train faces"}
         self.model, self._init = self._build(p["pretrained"], seed)
         with torch.no_grad():
             self.model.spectral.norm_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))

@@ -32,6 +32,12 @@
 - a path: a ``.safetensors`` / ``.pth`` / ``.pt`` state dict, or a directory holding
   ``model.safetensors`` (a saved detector): tensors are copied by name and shape.
 
+Every new classifier head (all of the above except a file that holds the head) is zero-initialised
+(:func:`zero_head`): timm's EfficientNets initialise a fresh head U(-r, r) with r = 1/sqrt(fan_out),
+U(-1, 1) for one logit (EfficientNet-B0's median first |logit| was 17.7), so training began far
+from p = 0.5; with a zero head every model starts at logit 0, loss log 2, and the backbone's
+gradients appear after the first step.
+
 Whatever happens is returned as an ``info`` dict (``{"init": "...", ...}``) that detectors
 expose through ``init_info()``, and that ends up in ``models/<name>/config.json`` and the
 evaluate stage's ``metrics/<name>.json``. Checkpoints are read with ``weights_only=True`` or
@@ -312,12 +318,40 @@ def _try_hub(arch: str, hub: Any, **kwargs):
         return None, f"timm hub weights for {arch} unavailable ({type(exc).__name__}: {str(exc)[:160]})"
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     hub_id = cfg.get("hf_hub_id") or cfg.get("url") or arch
-    return model, {"init": f"imagenet (timm pretrained {hub_id}{', from cache' if offline else ''})",
+    head_kept = int(kwargs.get("num_classes", -1)) == int(cfg.get("num_classes", -2))
+    return model, {"head_loaded": head_kept,"init": f"imagenet (timm pretrained {hub_id}{', from cache' if offline else ''})",
                    "weights": "imagenet", "source": "timm-hub", "hub_id": str(hub_id),
                    "tag": str(cfg.get("tag") or "")}
 
 
 # ----------------------------------------------------------------------------- entry point
+def zero_head(model) -> str:
+    """Zero the weights and bias of a timm model's classifier (``get_classifier()``); returns
+    the head's description ("" when the model has no linear head)."""
+    import torch  # noqa: PLC0415
+
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(head, torch.nn.Linear):
+        return ""
+    with torch.no_grad():
+        head.weight.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
+    return f"zero-initialised ({head.in_features} -> {head.out_features})"
+
+
+def _head_in(model, state: Mapping[str, Any]) -> bool:
+    """Whether ``state`` holds ``model``'s classifier tensors with their shapes (a kept head)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if head is None or not hasattr(head, "parameters"):
+        return False
+    names = {id(p): k for k, p in model.named_parameters()}
+    keys = [names[id(p)] for p in head.parameters() if id(p) in names]
+    target = model.state_dict()
+    return bool(keys) and all(k in state and tuple(state[k].shape) == tuple(target[k].shape)
+                              for k in keys)
+
+
 def create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 1,
                  hub: Any = "auto", seed: int | None = None, standin: str | None = None,
                  **kwargs) -> tuple[Any, dict]:
@@ -327,7 +361,20 @@ def create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 
     ``seed`` seeds torch's generator before the random initialisation (and the new head).
     ``standin``: the EfficientNet-Lite built instead of ``arch`` when ``pretrained="imagenet"``
     and ``arch``'s own weights are not available (see the module docstring); ``info["arch"]``.
+    A new head (not loaded from a file) is zero-initialised; ``info["head"]`` says so.
     """
+    model, info = _create_model(arch, pretrained, num_classes=num_classes, hub=hub, seed=seed,
+                                standin=standin, **kwargs)
+    if not info.pop("head_loaded", False):
+        note = zero_head(model)
+        if note:
+            info["head"] = note
+    return model, info
+
+
+def _create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 1,
+                  hub: Any = "auto", seed: int | None = None, standin: str | None = None,
+                  **kwargs) -> tuple[Any, dict]:
     import torch  # noqa: PLC0415
 
     timm = import_timm()
@@ -359,7 +406,7 @@ def create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 
         except (FileNotFoundError, ValueError) as exc:
             return model, {"init": f"random (no ImageNet weights available: {hub_note}; {exc})",
                            "weights": "imagenet", "source": "random", "hub": hub_note}
-        info = {"weights": "imagenet", "hub": hub_note}
+        info = {"weights": "imagenet", "hub": hub_note, "head_loaded": _head_in(model, source)}
         source, stem_note = _adapt_stem(model, source, int(kwargs.get("in_chans", 3)))
         if stem_note:
             info["stem_adapted"] = stem_note
@@ -388,10 +435,12 @@ def create_model(arch: str, pretrained: Any = "imagenet", *, num_classes: int = 
 
     path = Path(choice)
     model = timm.create_model(arch, pretrained=False, **kwargs)
-    counts = transfer(model, load_state_dict(path))
+    state = load_state_dict(path)
+    counts = transfer(model, state)
+    head_loaded = _head_in(model, state)
     if counts["tensors_loaded"] == 0:
         from ..model_files import ModelLoadError  # noqa: PLC0415
 
         raise ModelLoadError(path, f"none of its tensors match {arch}'s names and shapes")
     return model, {"init": f"from {path}: {counts['tensors_loaded']}/{counts['tensors_total']} tensors",
-                   "weights": str(path), "source": "file", **counts}
+                   "weights": str(path), "source": "file", "head_loaded": head_loaded, **counts}

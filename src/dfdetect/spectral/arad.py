@@ -32,6 +32,24 @@ def _find(root: Path, names: tuple[str, ...], filename: str) -> Path:
     raise FileNotFoundError(f"{root}: {filename} not found in any of {', '.join(names)}")
 
 
+def configured_root(root: str | Path) -> Path | None:
+    """The ARAD-1K root named by ``train_mst.arad_root``, or None for synthetic scenes: ``""`` or
+    a folder that holds nothing but a README (the repository's ``data/arad`` placeholder, kept
+    so that dvc.yaml can depend on the folder). A folder with anything else in it must be an
+    ARAD-1K root (its split lists are checked); a path that does not exist is an error."""
+    if not str(root):
+        return None
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: train_mst.arad_root is not a folder")
+    entries = [p for p in root.iterdir() if p.name not in ("README.md", ".gitignore")]
+    if not entries:
+        return None
+    read_split(root, "train")
+    read_split(root, "valid")
+    return root
+
+
 def read_split(root: str | Path, split: str) -> list[str]:
     """Scene names of the official split (``train`` or ``valid``), without extensions."""
     name = {"train": "train_list.txt", "valid": "valid_list.txt", "val": "valid_list.txt",
@@ -72,25 +90,43 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
 
-def load_pairs(root: str | Path, split: str, limit: int = 0, size: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb (n, 3, H, W), cube (n, 31, H, W)) of a split; ``limit`` > 0 keeps the first scenes,
-    ``size`` > 0 centre-crops each scene to ``size`` x ``size`` (memory)."""
-    root = Path(root)
-    names = read_split(root, split)
-    if limit:
-        names = names[: int(limit)]
-    rgbs, cubes = [], []
-    for name in names:
-        cube = read_cube(_find(root, SPECTRAL_DIRS, f"{name}.mat"))
-        rgb = read_rgb(_find(root, RGB_DIRS, f"{name}.jpg"))
+class ARADPairs:
+    """A split streamed from disk: ``pairs[i]`` reads scene ``i`` (rgb (3, H, W), cube (31, H, W))
+    when asked, so training over all 900 scenes (27.5 GB as float32) holds only the current
+    batch in memory. Every file is checked to exist when the split is opened (a missing one is
+    named then, not hours into training). ``limit`` > 0 keeps the first scenes, ``size`` > 0
+    centre-crops each scene to ``size`` x ``size``."""
+
+    def __init__(self, root: str | Path, split: str, limit: int = 0, size: int = 0):
+        self.root = Path(root)
+        names = read_split(self.root, split)
+        if limit:
+            names = names[: int(limit)]
+        if not names:
+            raise ValueError(f"{self.root}: the {split} list is empty")
+        self.names, self.size = names, int(size)
+        self.files = [(_find(self.root, SPECTRAL_DIRS, f"{n}.mat"), _find(self.root, RGB_DIRS, f"{n}.jpg"))
+                      for n in names]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        cube_path, rgb_path = self.files[int(i)]
+        cube, rgb = read_cube(cube_path), read_rgb(rgb_path)
         if rgb.shape[1:] != cube.shape[1:]:
-            raise ValueError(f"{name}: RGB {rgb.shape[1:]} and cube {cube.shape[1:]} differ in size")
-        if size:
+            raise ValueError(f"{self.names[int(i)]}: RGB {rgb.shape[1:]} and cube {cube.shape[1:]} "
+                             "differ in size")
+        if self.size:
             h, w = cube.shape[1:]
-            i, j = max(0, (h - size) // 2), max(0, (w - size) // 2)
-            cube, rgb = cube[:, i:i + size, j:j + size], rgb[:, i:i + size, j:j + size]
-        rgbs.append(rgb)
-        cubes.append(cube)
-    if not names:
-        raise ValueError(f"{root}: the {split} list is empty")
-    return np.stack(rgbs), np.stack(cubes)
+            y, x = max(0, (h - self.size) // 2), max(0, (w - self.size) // 2)
+            cube, rgb = cube[:, y:y + self.size, x:x + self.size], rgb[:, y:y + self.size, x:x + self.size]
+        return np.ascontiguousarray(rgb), np.ascontiguousarray(cube)
+
+
+def load_pairs(root: str | Path, split: str, limit: int = 0, size: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb (n, 3, H, W), cube (n, 31, H, W)) of a split in memory (small subsets only; the
+    train_mst stage streams with :class:`ARADPairs`)."""
+    pairs = ARADPairs(root, split, limit, size)
+    got = [pairs[i] for i in range(len(pairs))]
+    return np.stack([g[0] for g in got]), np.stack([g[1] for g in got])

@@ -15,10 +15,11 @@ Reconstruction" (NTIRE 2022). Structure (as defined by the paper and its referen
   output is projected and added to a positional branch (two depthwise 3x3 convs on V).
   The FFN is 1x1 (x4) -> GELU -> depthwise 3x3 -> GELU -> 1x1.
 
-The implementation works channels-first throughout (the 1x1 maps are batched matmuls over
-``(b, c, h*w)``, Q/K/V come from one fused matmul and the LayerNorm affine is folded into the
-first FFN matrix), which is what makes it faster on CPU than the reference code while computing
-the same function: :func:`load_official_checkpoint` maps the authors' ``state_dict`` onto it.
+The implementation works on pixel-major (channels-last) features throughout (the 1x1 maps are
+single GEMMs over ``(b, h, w, c)``, Q/K/V come from one fused matmul, the FFN runs in row bands
+at inference), which is what makes it faster on CPU than the reference code while computing the
+same function. The FFN's LayerNorm is applied separately with its own affine (``norm_w``,
+``norm_b``), exactly as the reference code; it is not folded into the first FFN matrix: :func:`load_official_checkpoint` maps the authors' ``state_dict`` onto it.
 
 ``attention="flexi"`` selects the FlexiAttention variant of HyperFake (Shekar et al., section
 IV-B-1: "downsampling spectral features, applying attention, and then upsampling them"). The paper

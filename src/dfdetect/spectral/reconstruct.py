@@ -2,9 +2,11 @@
 
 Faces are read from the face store (``face128``, the 128 x 128 alignment, or ``face``), resized
 to ``size`` when needed, min-max normalised per face to [0, 1] exactly as MST++'s training
-inputs are, and reconstructed in batches (``batch_size`` faces, across videos) under
-``torch.inference_mode`` on the GPU when one is present. Cubes are written per video as soon as
-all of its faces are done, through :class:`~dfdetect.spectral.cache.HSIWriter`.
+inputs are, and reconstructed in batches (``batch_size`` faces, across videos) by an inference
+engine (:func:`make_engine`: torch under ``torch.inference_mode``, on the GPU when one is
+present, or OpenVINO on the CPU; fp32, or bf16 when asked). Cubes are clipped to [0, 1] as the
+authors' test code does, and written per video as soon as all of its faces are done, through
+:class:`~dfdetect.spectral.cache.HSIWriter`; the cache's ``model`` attribute records the engine.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .cache import HSIWriter
 PARAMS = _cfg.Section({
     "variant": _cfg.Choice("smsa", "flexi"),
     "checkpoint": _cfg.Str(),
+    "engine": _cfg.Choice("torch", "openvino"),
+    "precision": _cfg.Choice("fp32", "bf16"),
     "field": _cfg.Choice("face128", "face"),
     "size": _cfg.Int(ge=8),
     "batch_size": _cfg.Int(ge=1),
@@ -35,6 +39,85 @@ PARAMS = _cfg.Section({
 })
 
 log = logging.getLogger(__name__)
+
+
+ENGINES = ("torch", "openvino")
+PRECISIONS = ("fp32", "bf16")
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+
+
+def resolve_checkpoint(path: str | Path) -> Path | None:
+    """The official MST++ checkpoint named by ``hyperspectral.checkpoint``: a file, or a folder
+    holding exactly one ``.pth``/``.pt`` file; None for ``""`` or a folder without one (the
+    repository's ``data/mst_checkpoint`` placeholder holds only its README)."""
+    if not str(path):
+        return None
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: hyperspectral.checkpoint is neither a file nor a folder")
+    found = sorted(p for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
+    if len(found) > 1:
+        raise ValueError(f"{path}: {len(found)} checkpoints ({', '.join(p.name for p in found)}); "
+                         "name one in hyperspectral.checkpoint")
+    return found[0] if found else None
+
+
+def make_engine(model, engine: str = "torch", precision: str = "fp32", device: str = "cpu",
+                batch_size: int = 8, size: int = 64):
+    """``run(x float32 (n, 3, size, size)) -> float32 (n, 31, size, size)`` for frozen MST++.
+
+    - ``torch``: ``torch.inference_mode``; ``bf16`` = ``torch.autocast`` in bfloat16;
+    - ``openvino``: the model converted by ``openvino.convert_model`` (traced, no ONNX file) at a
+      fixed ``(batch_size, 3, size, size)`` input and compiled for the CPU with
+      ``INFERENCE_PRECISION_HINT`` f32 or bf16; a short last batch is zero-padded to
+      ``batch_size`` and cut back (every face is computed at the same shape).
+    Outputs are not yet clipped (the caller clips)."""
+    import torch  # noqa: PLC0415
+
+    if engine not in ENGINES:
+        raise ValueError(f"hyperspectral.engine must be one of {ENGINES}, got {engine!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"hyperspectral.precision must be one of {PRECISIONS}, got {precision!r}")
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if engine == "torch":
+        dev_type = torch.device(device).type
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode(), torch.autocast(dev_type, dtype=torch.bfloat16,
+                                                        enabled=precision == "bf16"):
+                return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+        return run
+    if str(device) != "cpu":
+        raise ValueError(f"hyperspectral.engine openvino runs on the CPU, not {device!r}")
+    try:
+        import openvino as ov  # noqa: PLC0415
+    except ImportError as exc:
+        raise ImportError("hyperspectral.engine: openvino needs the 'openvino' package "
+                          "(requirements/base.txt)") from exc
+    example = torch.zeros(int(batch_size), 3, int(size), int(size))
+    with torch.no_grad():
+        ov_model = ov.convert_model(model, example_input=example)
+    compiled = ov.Core().compile_model(ov_model, "CPU", {
+        "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"})
+    request = compiled.create_infer_request()
+
+    def run_ov(x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        outs = []
+        for i in range(0, n, int(batch_size)):
+            chunk = x[i:i + int(batch_size)]
+            k = len(chunk)
+            if k < int(batch_size):
+                chunk = np.concatenate([chunk, np.zeros((int(batch_size) - k, *chunk.shape[1:]),
+                                                        np.float32)])
+            res = request.infer({0: np.ascontiguousarray(chunk, dtype=np.float32)})
+            outs.append(np.asarray(next(iter(res.values())), dtype=np.float32)[:k])
+        return np.concatenate(outs) if outs else np.zeros((0, 31, int(size), int(size)), np.float32)
+    return run_ov
 
 
 def prepare_faces(faces: np.ndarray, size: int) -> np.ndarray:
@@ -65,15 +148,14 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
                       batch_size: int = 8, field: str = "face128", device: str = "cpu",
                       params: Mapping[str, Any] | None = None,
                       model_info: Mapping[str, Any] | None = None, codec=None,
-                      failures: Failures | None = None, progress: bool = True) -> dict:
+                      failures: Failures | None = None, progress: bool = True,
+                      engine: str = "torch", precision: str = "fp32") -> dict:
     """Write ``out_path`` (HSI shard) for every face of ``faces_path``; returns a summary."""
-    import torch  # noqa: PLC0415
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     failures = failures or Failures("hyperspectral")
-    model = model.to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    infer = make_engine(model, engine, precision, device, batch_size, size)
+    model_info = {**dict(model_info or {}), "engine": engine, "precision": precision}
     reader = ShardReader(faces_path)
     videos = reader.videos()
     failures.items = len(videos)
@@ -85,9 +167,8 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
     results: dict[str, list[np.ndarray]] = {}
 
     def run_batch(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            xt = torch.from_numpy(x).to(device)
-            return model(xt).float().cpu().numpy()
+        # clipped to [0, 1] as the authors' test code does (NaN stays NaN: caught downstream)
+        return np.clip(infer(x), 0.0, 1.0)
 
     # an interrupted run's finished batches are reused (dfdetect.resume): the batches are the
     # same in every run (videos in shard order, batch_size faces each), so a batch is recorded
@@ -179,5 +260,7 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
     reader.close()
     if rs.reused:
         log.info("resume: %s: %d batches reused, %d computed", out_path, rs.reused, rs.computed)
-    return {"reused_batches": rs.reused, "computed_batches": rs.computed, "faces": n_faces, "videos": len(videos), "seconds": seconds,
-            "faces_per_s": n_faces / seconds if seconds > 0 else float("nan"), "device": str(device)}
+    return {"reused_batches": rs.reused, "computed_batches": rs.computed, "faces": n_faces,
+            "videos": len(videos), "seconds": seconds,
+            "faces_per_s": n_faces / seconds if seconds > 0 else float("nan"), "device": str(device),
+            "engine": engine, "precision": precision}

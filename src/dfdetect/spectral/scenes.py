@@ -11,10 +11,16 @@ on the 31 bands 400-700 nm (10 nm) where
 - ``E`` is one of colour-science's measured CIE illuminants (daylights, A, fluorescents, LEDs);
 - ``s`` is smooth shading (a directional gradient times a light fall-off blob);
 
-and the RGB input is ``L`` integrated against a real camera's spectral sensitivities (Nikon
-D5100, Sigma SD Merrill; NPL measurements), plus shot noise and 8-bit quantisation, then
-min-max normalised like the MST++ reference loader does with ARAD's JPEGs. The cube is scaled to
-a maximum of 1 as ARAD's radiance cubes are. Reflectances are split (seeded) into disjoint train
+and the RGB input is what a camera would deliver for ``L`` (``render="camera"``, the default), since
+the faces MST++ later reconstructs arrive as sRGB video frames: ``L`` integrated against a real
+camera's spectral sensitivities (Nikon D5100, Sigma SD Merrill; NPL measurements) with a random
+exposure, shot and read noise, an auto white balance (per-channel gains from the illuminant's
+camera response, with a few per cent estimation error), the camera's colour-correction matrix to
+linear sRGB (a least-squares fit on the ColorChecker under D65, computed once), the sRGB transfer
+curve, 8-bit quantisation and JPEG compression (random quality), then min-max normalised per
+image exactly as :func:`dfdetect.spectral.reconstruct.prepare_faces` normalises faces.
+``render="linear"`` keeps the old linear-RGB rendering (for comparison). The cube is scaled to a
+maximum of 1 as ARAD's radiance cubes are. Reflectances are split (seeded) into disjoint train
 and held-out sets so the held-out metrics measure generalisation to unseen materials.
 """
 
@@ -49,6 +55,7 @@ class SpectralLibrary:
     illuminant_names: tuple[str, ...]
     cameras: np.ndarray        # (C, 31, 3), each scaled so the green channel sums to 1
     camera_names: tuple[str, ...]
+    ccms: np.ndarray | None = None   # (C, 3, 3): white-balanced camera RGB -> linear sRGB (rows)
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,8 +90,75 @@ def library() -> SpectralLibrary:
             ms = MSDS_CAMERA_SENSITIVITIES[name]
             c = np.clip(_at_bands(ms.wavelengths, ms.values), 0, None)
             cams.append(c / c[:, 1].sum())
+        cmf = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"]
+        cmf = _at_bands(cmf.wavelengths, cmf.values)                                # (31, 3)
+        d65 = colour.SDS_ILLUMINANTS["D65"]
+        d65 = _at_bands(d65.wavelengths, d65.values)
+        checker = np.array(refl[:24])                                              # ColorChecker
+        ccms = np.stack([colour_correction_matrix(checker, d65, cam, cmf) for cam in cams])
     return SpectralLibrary(np.clip(np.array(refl), 1e-3, 1.0), tuple(src), np.array(ill),
-                           ILLUMINANTS, np.array(cams), CAMERAS)
+                           ILLUMINANTS, np.array(cams), CAMERAS, ccms)
+
+
+#: CIE XYZ -> linear sRGB (IEC 61966-2-1, D65 white)
+XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415],
+                        [0.0557, -0.2040, 1.0570]])
+
+
+def colour_correction_matrix(reflectances: np.ndarray, illuminant: np.ndarray, camera: np.ndarray,
+                             cmf: np.ndarray) -> np.ndarray:
+    """3 x 3 ``M`` with ``srgb_linear ~= wb_camera_rgb @ M`` fitted (least squares) on patches.
+
+    Camera RGB is white-balanced so a perfect white gives (1, 1, 1); the targets are the
+    patches' linear sRGB under the same illuminant with its white at Y = 1, as a camera's
+    colour-correction matrix is calibrated on a chart."""
+    radiance = reflectances * illuminant[None]                                     # (n, 31)
+    cam = (radiance @ camera) / (illuminant @ camera)[None]
+    xyz = (radiance @ cmf) / (illuminant @ cmf)[1]
+    target = xyz @ XYZ_TO_SRGB.T
+    return np.linalg.lstsq(cam, target, rcond=None)[0]
+
+
+def srgb_encode(x: np.ndarray) -> np.ndarray:
+    """The sRGB transfer curve (IEC 61966-2-1) on linear values in [0, 1]."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def jpeg_roundtrip(rgb8: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 (H, W, 3) RGB through an in-memory JPEG at ``quality`` (OpenCV's libjpeg)."""
+    import cv2  # noqa: PLC0415
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb8[..., ::-1]),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def camera_rgb(rng: np.random.Generator, cube: np.ndarray, ill: np.ndarray, cam: np.ndarray,
+               ccm: np.ndarray, noise: float = 0.01, jpeg: tuple[int, int] = (70, 95),
+               wb_error: float = 0.03, wb: str = "auto", d65: np.ndarray | None = None) -> np.ndarray:
+    """What a camera delivers for a radiance ``cube`` (31, H, W): float32 (3, H, W) in [0, 1].
+
+    Sensor response, random exposure, shot + read noise, auto white balance from the
+    illuminant's camera response (``wb_error`` relative error per channel), colour correction to
+    linear sRGB, the sRGB curve, 8 bits, JPEG at a quality drawn from ``jpeg`` (``(0, 0)``: no
+    JPEG), then per-image min-max normalisation as the face pipeline does."""
+    raw = np.einsum("bhw,bc->hwc", cube, cam)
+    white = (ill if wb == "auto" else d65) @ cam                       # a perfect white's response
+    raw = raw / max(float(raw.max()), 1e-8) * rng.uniform(0.6, 1.0)    # exposure
+    raw = raw + noise * np.sqrt(np.clip(raw, 0, None)) * rng.normal(size=raw.shape) \
+        + 0.2 * noise * rng.normal(size=raw.shape)                     # shot + read noise
+    gains = white[1] / white * (1.0 + wb_error * rng.normal(size=3))   # auto white balance
+    lin = (raw * gains) @ ccm
+    lin = lin / max(float(np.percentile(lin, 99.5)), 1e-8) * rng.uniform(0.8, 1.0)
+    rgb8 = np.round(srgb_encode(lin) * 255).astype(np.uint8)
+    if jpeg and jpeg[1] > 0:
+        rgb8 = jpeg_roundtrip(rgb8, int(rng.integers(jpeg[0], jpeg[1] + 1)))
+    x = rgb8.astype(np.float32)
+    x = (x - x.min()) / max(float(x.max() - x.min()), 1e-6)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
 def split_reflectances(seed: int, holdout_fraction: float = 0.2) -> dict[str, np.ndarray]:
@@ -105,10 +179,19 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, scale: float) -> np.
     return out / 6
 
 
+RENDERS = ("camera", "linear")
+
+
 def render_scene(rng: np.random.Generator, size: int | tuple[int, int], pool: np.ndarray,
                  lib: SpectralLibrary | None = None, noise: float = 0.01,
-                 camera: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One scene: ``rgb`` float32 (3, H, W) in [0, 1] and ``cube`` float32 (31, H, W) in (0, 1]."""
+                 camera: int | None = None, render: str = "camera",
+                 jpeg: tuple[int, int] = (70, 95)) -> tuple[np.ndarray, np.ndarray]:
+    """One scene: ``rgb`` float32 (3, H, W) in [0, 1] and ``cube`` float32 (31, H, W) in (0, 1].
+
+    ``render="camera"``: the RGB is :func:`camera_rgb` of the cube (sRGB video-like);
+    ``"linear"``: the cube's linear camera response with shot noise and 8 bits (the old one)."""
+    if render not in RENDERS:
+        raise ValueError(f"render must be one of {RENDERS}, got {render!r}")
     lib = lib or library()
     h, w = (size, size) if isinstance(size, int) else size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -139,7 +222,11 @@ def render_scene(rng: np.random.Generator, size: int | tuple[int, int], pool: np
     ill = ill * (1.0 + 0.05 * rng.normal(size=ill.shape)).clip(0.8, 1.2)      # lamp variation
     cube = shade[None] * refl * ill[:, None, None]
     cube = cube / cube.max()
-    cam = lib.cameras[rng.integers(len(lib.cameras)) if camera is None else camera]   # (31, 3)
+    ci = int(rng.integers(len(lib.cameras))) if camera is None else int(camera)
+    cam = lib.cameras[ci]                                                         # (31, 3)
+    if render == "camera":
+        rgb = camera_rgb(rng, cube, ill, cam, lib.ccms[ci], noise=noise, jpeg=jpeg)
+        return rgb, np.clip(cube, 1e-4, 1).astype(np.float32)
     rgb = np.einsum("bhw,bc->chw", cube, cam)
     rgb = rgb / max(rgb.max(), 1e-8)
     rgb = rgb + noise * np.sqrt(np.clip(rgb, 0, None)) * rng.normal(size=rgb.shape)
@@ -149,12 +236,14 @@ def render_scene(rng: np.random.Generator, size: int | tuple[int, int], pool: np
 
 
 def make_scenes(n: int, size: int, seed: int, split: str = "train",
-                holdout_fraction: float = 0.2, noise: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+                holdout_fraction: float = 0.2, noise: float = 0.01, render: str = "camera",
+                jpeg: tuple[int, int] = (70, 95)) -> tuple[np.ndarray, np.ndarray]:
     """``n`` scenes of one split: rgb (n, 3, S, S), cube (n, 31, S, S), float32, deterministic."""
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
     lib = library()
     pool = split_reflectances(seed, holdout_fraction)[split]
     rng = np.random.default_rng([int(seed), 0 if split == "train" else 1])
-    rgbs, cubes = zip(*(render_scene(rng, size, pool, lib, noise) for _ in range(n)))
+    rgbs, cubes = zip(*(render_scene(rng, size, pool, lib, noise, render=render, jpeg=jpeg)
+                        for _ in range(n)))
     return np.stack(rgbs), np.stack(cubes)
