@@ -55,7 +55,7 @@ class TwoBranchNet(nn.Module):
             raise ValueError(f"head must be hypersphere or bce, got {head!r}")
         feats = backbone.features
         self.branches, self.temporal, self.lstm_merge, self.head_kind = branches, temporal, lstm_merge, head
-        self.rgb = nn.Sequential(*[copy.deepcopy(getattr(feats, n)) for n in STEM])
+        self.rgb = nn.Sequential(*[getattr(feats, n) for n in STEM])
         stem_out = self.rgb[-1].conv.out_channels if hasattr(self.rgb[-1], "conv") else 128
         if branches == 2:
             conv0 = self.rgb[0]
@@ -66,7 +66,7 @@ class TwoBranchNet(nn.Module):
                 raise ValueError(f"fusion_groups {fusion_groups} must divide {stem_out}")
             self.fuse = nn.Conv2d(2 * stem_out, stem_out, 1, groups=int(fusion_groups), bias=False)
             self._init_fuse(fusion_init, seed)
-        self.trunk = nn.Sequential(*[copy.deepcopy(getattr(feats, n)) for n in TRUNK])
+        self.trunk = nn.Sequential(*[getattr(feats, n) for n in TRUNK])
         self.trunk_names = TRUNK
         feat_dim = int(backbone.num_features)
         if temporal == "bilstm":
