@@ -103,6 +103,11 @@ def test_paper_radii_and_score_map():
     assert create("two_branch", {"lstm_merge": "sum", "r_in": 0.1, "r_out": 1.0}).radii == (0.1, 1.0)
     with pytest.raises(ValueError, match="set r_in and r_out explicitly"):
         create("two_branch", {"lstm_merge": "sum"})
+    from dfdetect import config as C
+
+    with pytest.raises(C.ParamError, match="models.two_branch.r_in"):   # the stage's exit-2 check
+        registry()["two_branch"].param_schema().validate({"temporal": "bilstm", "lstm_hidden": 64},
+                                                          "models.two_branch")
     with pytest.raises(ValueError, match="r_in < r_out"):
         create("two_branch", {"r_in": 2.0, "r_out": 1.0})
     s = distance_score(np.array([0.0, 0.042, 0.84, 1.638, 5.0]), 0.042, 1.638)

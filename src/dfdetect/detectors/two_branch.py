@@ -144,6 +144,24 @@ class TwoBranch(Detector):
         "fake_undersample": _cfg.Int(ge=1),
     }
 
+    @classmethod
+    def param_schema(cls) -> "_cfg.Node":
+        """The typed keys, plus the radii rule between keys (checked before any work)."""
+        schema = super().param_schema()
+
+        def radii(value, where: str) -> None:
+            merged = {**cls.defaults, **dict(value)}
+            if merged["loss"] != "hypersphere":
+                return
+            try:
+                resolve_radii(merged, out_dim_of(merged))
+            except ValueError as exc:
+                raise _cfg.ParamError(f"{where}.r_in", merged["r_in"],
+                                      str(exc).split(": ", 1)[-1]) from None
+
+        schema.check = radii
+        return schema
+
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.radii = (resolve_radii(self.params, out_dim_of(self.params))
