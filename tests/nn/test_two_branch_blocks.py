@@ -209,3 +209,14 @@ def test_sequence_dataset_inference_covers_every_frame(tmp_path):
     assert len(mid) == 6
     disjoint = SequenceDataset(src, items, 3, 7, mode="disjoint")
     assert len(disjoint) == 6            # 5 faces -> one disjoint window of 3; 2 faces -> padded
+
+
+def test_mixed_precision_forward_keeps_a_float32_centre(nets):
+    """The CUDA path's dtype handling, as far as a CPU allows: under bf16 autocast the distance
+    is computed against the float32 centre cast to the descriptor's dtype, and is finite."""
+    full, _ = nets
+    x = torch.randn(2, 2, 3, 32, 32)
+    full.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        d = full(x)
+    assert full.center.dtype == torch.float32 and torch.isfinite(d.float()).all() and d.shape == (2,)
