@@ -205,6 +205,11 @@ def test_sequence_dataset_inference_covers_every_frame(tmp_path):
     assert covered == set(range(len(ds.items)))
     capped = SequenceDataset(src, items, 3, 7, mode="all", max_windows=2)
     assert max(sum(v == k for v, _ in capped.windows) for k in range(6)) == 2
+    # every stored frame, 1 in 7 over 30 frames: 7 phases; a cap of 3 still covers every face
+    every = pd.DataFrame({"video_id": "real/v0.mp4", "frame_index": np.arange(30), "y": 0.0,
+                          "method": "", "shard": 0, "row": 0})
+    sparse = SequenceDataset(src, every, 3, 7, mode="all", max_windows=3)
+    assert {r for _, w in sparse.windows for r in w} == set(range(30)) and len(sparse) > 3
     mid = SequenceDataset(src, items, 3, 7, mode="middle")
     assert len(mid) == 6
     disjoint = SequenceDataset(src, items, 3, 7, mode="disjoint")

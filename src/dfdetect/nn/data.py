@@ -175,7 +175,8 @@ class SequenceDataset:
       any number of loader workers;
     - ``"middle"``: one fixed window per video (its middle one; validation loss);
     - ``"disjoint"``: the non-overlapping windows of the first phase (the hypersphere centre);
-    - ``"all"``: every window, at most ``max_windows`` per video, evenly spaced (scoring).
+    - ``"all"``: every window; with ``max_windows``, that many per video, evenly spaced, plus
+      any needed to cover every stored face (scoring).
 
     ``windows`` lists ``(video position, [row positions into items])`` of the current epoch;
     ``items`` is a :meth:`DetectorData.items` table sorted by ``video_id, frame_index``.
@@ -252,8 +253,13 @@ class SequenceDataset:
         else:
             for v, w in enumerate(self.video_windows):
                 if self.max_windows and len(w) > self.max_windows:
-                    pick = np.unique(np.round(np.linspace(0, len(w) - 1, self.max_windows)).astype(int))
-                    w = [w[i] for i in pick]
+                    pick = set(np.round(np.linspace(0, len(w) - 1, self.max_windows)).astype(int).tolist())
+                    covered = {r for i in pick for r in w[i]}
+                    for j, win in enumerate(w):       # a face no kept window covers: add one
+                        if not covered.issuperset(win):
+                            pick.add(j)
+                            covered.update(win)
+                    w = [w[i] for i in sorted(pick)]
                 wins.extend((v, c) for c in w)
         self.windows = wins
 
