@@ -34,7 +34,8 @@ TINY = {
     "audio_model": {"fixed_epochs": 1, "ada_epochs": 1, "final_epochs": 1},
     "models": {"defakehop": {"n_folds": 2, "channel_xgb": {"n_estimators": 10},
                              "final_xgb": {"n_estimators": 10}},
-               "dada_mid": {"epochs": 5}},
+               "dada_mid": {"epochs": 5},
+               "two_branch": {"seq_len": 3}},  # the tiny demo stores 3 faces per video
 }
 
 
@@ -171,7 +172,7 @@ def test_cross_dataset_sets(project):
     dst, env, dvc, *_ = project
     lock = yaml.safe_load((dst / "dvc.lock").read_text())["stages"]
     dets = [s.split("@", 1)[1].rsplit("-", 1)[0] for s in lock if s.startswith("evaluate_set@")]
-    assert {"resnet50", "defakehop", "hyperfake", "triplet_sgd", "triplet_rf", "xception"} <= set(dets), dets
+    assert {"resnet50", "defakehop", "hyperfake", "triplet_sgd", "triplet_rf", "xception", "two_branch"} <= set(dets), dets
     for det in dets:
         m = json.loads((dst / "metrics" / "sets" / "demo_unseen" / f"{det}.json").read_text())
         assert m["test"]["video"]["n_videos"] > 0 and m["thresholds"].get("given")

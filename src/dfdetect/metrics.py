@@ -25,6 +25,10 @@ Definitions (``binary_metrics``)
 - ``tauc_<far>``: truncated AUC (two_branch.txt §4): the mean TAR over the FAR grid
   ``F_tau = {0, far/K, 2 far/K, ..., far}`` (K = ``tauc_steps``, 100 by default), i.e. the area
   of TARs up to ``far`` normalised by the total area up to ``far``.
+- ``tauc_pts_<far>``: the literal formula of two_branch.txt §4, ``sum TAR_i / |F_tau|`` with
+  ``F_tau`` the ROC's operating points (one per distinct threshold, the (0, 0) start included)
+  with FAR <= ``far``; for comparison with that paper's tables only: it depends on the number of
+  thresholds (ties, sample size) and weights the vertical run at FAR = 0 heavily.
 - ``logwp``: DFDC preview (Dolhansky et al. 2019, arXiv:1910.08854) log weighted precision,
   ``ln(TP / (TP + alpha FP))`` with ``alpha = 100`` (false positives weighted to mimic the low
   prevalence of fakes in organic traffic), at the operating point with recall >=
@@ -125,6 +129,13 @@ def tauc(fpr: np.ndarray, tpr: np.ndarray, far: float, steps: int = 100) -> floa
     return float(np.mean(_tar_at(fpr, tpr, grid)))
 
 
+def tauc_points(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
+    """two_branch.txt's tAUC read literally: mean TAR over the operating points with FAR <= far
+    (``fpr``/``tpr`` from ``roc_curve(drop_intermediate=False)``, starting at (0, 0))."""
+    far = _check_far(far)
+    return float(np.mean(tpr[fpr <= far]))
+
+
 def _eer(fpr: np.ndarray, tpr: np.ndarray, thr: np.ndarray) -> tuple[float, float]:
     fnr = 1.0 - tpr
     diff = fnr - fpr  # non-increasing from 1 (at (0,0)) to -1 (at (1,1))
@@ -206,7 +217,7 @@ def binary_metrics(y, score, threshold: float = 0.5, far_points: Sequence[float]
     keys = ["auc", "eer", "eer_threshold"]
     for far in far_points:
         k = far_key(far)
-        keys += [f"pauc_{k}", f"tauc_{k}", f"tar_{k}", f"tar_{k}_threshold"]
+        keys += [f"pauc_{k}", f"tauc_{k}", f"tauc_pts_{k}", f"tar_{k}", f"tar_{k}_threshold"]
     if n_pos == 0 or n_pos == y.size:
         _undefined(f"ranking metrics undefined: only {'fake' if n_pos else 'real'} items "
                    f"among {y.size}; AUC, EER, pAUC, tAUC, TAR are NaN")
@@ -219,6 +230,7 @@ def binary_metrics(y, score, threshold: float = 0.5, far_points: Sequence[float]
             k = far_key(far)
             out[f"pauc_{k}"] = mcclish_pauc(fpr, tpr, far)
             out[f"tauc_{k}"] = tauc(fpr, tpr, far, tauc_steps)
+            out[f"tauc_pts_{k}"] = tauc_points(fpr, tpr, far)
             out[f"tar_{k}"] = float(_tar_at(fpr, tpr, far)[0])
             feasible = np.nonzero(fpr <= far)[0]
             t = thr[feasible[-1]]

@@ -1,4 +1,5 @@
-"""RGB CNN baselines on aligned faces: ResNet-50, EfficientNet-B0/B7 (and EfficientNet-Lite0).
+"""RGB CNN baselines on aligned faces: ResNet-50, EfficientNet-B0/B7 (and EfficientNet-Lite0),
+DenseNet-121 (two_branch.txt's Encoder baseline: a frame classifier with BCE, no sequence).
 
 hyperfake.txt (Table I) compares HyperFake with ResNet-50 and EfficientNet-B7 trained on
 FaceForensics++ faces; HyperFake's own classifier is an EfficientNet-B0 (§IV-E), so a plain RGB
@@ -281,6 +282,13 @@ class EfficientNetB0(RGBCNN):
 class EfficientNetB7(RGBCNN):
     """EfficientNet-B7 (Tan & Le 2019): hyperfake.txt Table I baseline."""
     arch = "efficientnet_b7"
+
+
+@register("densenet121")
+class DenseNet121(RGBCNN):
+    """DenseNet-121 frame classifier with BCE: two_branch.txt's Encoder baseline (Table 1a row 1)."""
+    arch = "densenet121"
+    paper = "two_branch.txt (Encoder baseline)"
 
 
 @register("efficientnet_lite0")

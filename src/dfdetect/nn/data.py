@@ -261,3 +261,158 @@ class BalancedSampler:
         order = np.concatenate(parts)
         rng.shuffle(order)
         return iter(order.tolist())
+# ----------------------------------------------------------------------------- sequences
+def video_windows(frame_indices: Sequence[int], seq_len: int, frame_stride: int = 1) -> list[list[int]]:
+    """Every window of ``seq_len`` stored faces of one video, as positions into its faces
+    (sorted by ``frame_index``), with the faces ``frame_stride`` source frames apart.
+
+    The faces are taken every ``k = max(1, round(frame_stride / median_gap))``-th stored face
+    (``median_gap``: the median difference of the stored ``frame_index``), in each of the ``k``
+    phases; a window is ``seq_len`` consecutive faces of a phase. A phase shorter than
+    ``seq_len`` gives one window padded by repeating its last face.
+    """
+    n = len(frame_indices)
+    if n == 0:
+        return []
+    f = max(1, int(seq_len))
+    gaps = np.diff(np.asarray(frame_indices, dtype=np.int64))
+    gap = float(np.median(gaps)) if gaps.size else 1.0
+    k = max(1, int(round(float(frame_stride) / max(gap, 1.0))))
+    out: list[list[int]] = []
+    for phase in range(min(k, n)):
+        pos = list(range(phase, n, k))
+        if len(pos) < f:
+            out.append(pos + [pos[-1]] * (f - len(pos)))
+            continue
+        out.extend(pos[s:s + f] for s in range(len(pos) - f + 1))
+    return out
+
+
+class SequenceDataset:
+    """Windows of ``seq_len`` faces of one video: ``(x, y, i)`` with ``x`` of shape
+    ``(seq_len, 3, S, S)`` (two_branch.txt §3.1, §4).
+
+    ``mode``:
+
+    - ``"epoch"`` (training): a stratified epoch, one random window per video (two_branch.txt
+      §3.1: "sampling a random sequence once from all the videos"), each real video
+      ``real_oversample`` times, and per ``method`` a seeded random ``1 / fake_undersample`` of
+      the fake videos; redrawn by :meth:`set_epoch` from ``(seed, epoch)`` only, so the same for
+      any number of loader workers;
+    - ``"middle"``: one fixed window per video (its middle one; validation loss);
+    - ``"disjoint"``: the non-overlapping windows of the first phase (the hypersphere centre);
+    - ``"all"``: every window; with ``max_windows``, that many per video, evenly spaced, plus
+      any needed to cover every stored face (scoring).
+
+    ``windows`` lists ``(video position, [row positions into items])`` of the current epoch;
+    ``items`` is a :meth:`DetectorData.items` table sorted by ``video_id, frame_index``.
+    """
+
+    MODES = ("epoch", "middle", "disjoint", "all")
+
+    def __init__(self, store_dir: str | Path, items_df: pd.DataFrame, seq_len: int,
+                 frame_stride: int = 1, mode: str = "all", field: str = "face",
+                 transform: Callable | None = None, seed: int = 0, real_oversample: int = 1,
+                 fake_undersample: int = 1, max_windows: int = 0):
+        if mode not in self.MODES:
+            raise ValueError(f"SequenceDataset mode must be one of {self.MODES}, got {mode!r}")
+        if int(real_oversample) < 1 or int(fake_undersample) < 1:
+            raise ValueError("real_oversample and fake_undersample must be >= 1")
+        df = items_df.sort_values(["video_id", "frame_index"], kind="stable").reset_index(drop=True)
+        self.items = df
+        self.faces = FaceDataset(store_dir, df, field=field, transform=None, seed=seed)
+        self.transform = transform
+        self.seq_len, self.mode, self.seed = int(seq_len), mode, int(seed)
+        self.real_oversample, self.fake_undersample = int(real_oversample), int(fake_undersample)
+        self.max_windows = int(max_windows)
+        self.epoch = 0
+        self.video_ids: list[str] = []
+        self.video_labels: list[float] = []
+        self.video_methods: list[str] = []
+        self.video_windows: list[list[list[int]]] = []
+        self.padded_videos = 0
+        for vid, grp in df.groupby("video_id", sort=False):
+            rows = grp.index.to_numpy()
+            wins = video_windows(grp["frame_index"].to_numpy(), self.seq_len, frame_stride)
+            self.padded_videos += int(len(rows) < self.seq_len)
+            self.video_ids.append(str(vid))
+            self.video_labels.append(float(grp["y"].iloc[0]) if "y" in grp else float("nan"))
+            self.video_methods.append(str(grp["method"].iloc[0]) if "method" in grp else "")
+            self.video_windows.append([[int(rows[p]) for p in w] for w in wins])
+        self.windows: list[tuple[int, list[int]]] = []
+        self.set_epoch(0)
+
+    # ------------------------------------------------------------------ window selection
+    def _epoch_videos(self, epoch: int) -> list[int]:
+        """Video positions of a stratified epoch (reals repeated, fakes undersampled per method)."""
+        out: list[int] = []
+        by_method: dict[str, list[int]] = {}
+        for v, y in enumerate(self.video_labels):
+            if y > 0.5:
+                by_method.setdefault(self.video_methods[v], []).append(v)
+            else:
+                out.extend([v] * self.real_oversample)
+        for m_i, method in enumerate(sorted(by_method)):
+            vids = by_method[method]
+            keep = max(1, int(round(len(vids) / self.fake_undersample)))
+            rng = np.random.default_rng([self.seed, int(epoch), 1 + m_i])
+            out.extend(sorted(rng.choice(vids, size=min(keep, len(vids)), replace=False).tolist()))
+        return sorted(out)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        wins: list[tuple[int, list[int]]] = []
+        if self.mode == "epoch":
+            rep: dict[int, int] = {}
+            for v in self._epoch_videos(self.epoch):
+                r = rep.get(v, 0)
+                rep[v] = r + 1
+                rng = np.random.default_rng([self.seed, self.epoch, 0, v, r])
+                cand = self.video_windows[v]
+                wins.append((v, cand[int(rng.integers(len(cand)))]))
+        elif self.mode == "middle":
+            wins = [(v, w[(len(w) - 1) // 2]) for v, w in enumerate(self.video_windows)]
+        elif self.mode == "disjoint":
+            for v, w in enumerate(self.video_windows):
+                chosen = w[::self.seq_len] if len(w) >= self.seq_len else w[:1]
+                wins.extend((v, c) for c in chosen)
+        else:
+            for v, w in enumerate(self.video_windows):
+                if self.max_windows and len(w) > self.max_windows:
+                    pick = set(np.round(np.linspace(0, len(w) - 1, self.max_windows)).astype(int).tolist())
+                    covered = {r for i in pick for r in w[i]}
+                    for j, win in enumerate(w):       # a face no kept window covers: add one
+                        if not covered.issuperset(win):
+                            pick.add(j)
+                            covered.update(win)
+                    w = [w[i] for i in sorted(pick)]
+                wins.extend((v, c) for c in w)
+        self.windows = wins
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray([self.video_labels[v] for v, _ in self.windows], dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int):
+        import torch  # noqa: PLC0415
+
+        i = int(i)
+        if i < 0 or i >= len(self):
+            raise IndexError(i)
+        v, rows = self.windows[i]
+        frames = []
+        for r in rows:
+            try:
+                image = self.faces.read(r)
+            except Exception as exc:
+                raise RuntimeError(f"{self.faces.store_dir}: cannot read {self.faces.field!r} of "
+                                   f"{self.video_ids[v]!r} frame {self.faces.frame_indices[r]}: {exc}") from exc
+            if self.transform is not None:
+                # one generator seed per window: every frame of a sequence gets the same flip
+                image = self.transform(image, np.random.default_rng([self.seed, self.epoch, i]))
+            frames.append(image)
+        x = torch.stack(frames) if self.transform is not None else np.stack(frames)
+        return x, np.float32(self.video_labels[v]), i

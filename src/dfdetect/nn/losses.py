@@ -290,3 +290,25 @@ class MarginSchedule:
         return {"lambda_0": float(self.lambda_0), "eps": float(self.auto.eps),
                 "beta": float(self.auto.beta),
                 "lambda_f": None if self.lambda_f is None else float(self.lambda_f)}
+
+
+# ----------------------------------------------------------------------------- hypersphere
+def hypersphere_loss(d: torch.Tensor, y: torch.Tensor, r_in: float, r_out: float) -> torch.Tensor:
+    """The hypersphere loss of two_branch.txt Eq. 2 on distances to the (fixed) centre.
+
+    ``L = mean_{real} [d - r_in]_+ + mean_{fake} [r_out - d]_+``: real items (``y = 0``) are
+    pulled inside radius ``r_in``, fakes (``y = 1``) pushed outside ``r_out``; each term is
+    normalised by its own class count and a batch without one class drops that term (a batch
+    with neither, i.e. empty, gives 0). Requires ``0 <= r_in < r_out``.
+    """
+    r_in, r_out = float(r_in), float(r_out)
+    if not (0.0 <= r_in < r_out):
+        raise ValueError(f"hypersphere_loss: need 0 <= r_in < r_out, got r_in={r_in}, r_out={r_out}")
+    d = d.reshape(-1)
+    fake = y.reshape(-1).to(d.device) > 0.5
+    loss = d.sum() * 0.0                      # keeps the graph (and the dtype) for empty terms
+    if (~fake).any():
+        loss = loss + F.relu(d[~fake] - r_in).mean()
+    if fake.any():
+        loss = loss + F.relu(r_out - d[fake]).mean()
+    return loss

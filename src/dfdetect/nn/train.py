@@ -5,8 +5,15 @@ it a model whose forward returns one logit per item, a train loader, optionally 
 loader, and :class:`TrainConfig`. It provides
 
 - Adam / AdamW / NAdam (Keras' Nadam settings, metric_learning.txt) with a per-step cosine
-  learning-rate decay (HyperFake §IV-F: Adam + cosine);
-- ``BCEWithLogitsLoss`` with ``pos_weight`` (= n_real / n_fake by default) for class imbalance;
+  learning-rate decay (HyperFake §IV-F: Adam + cosine), or
+  ``scheduler: plateau``: the learning rate divided by ``1 / plateau_factor`` each time the val
+  loss has not improved for ``plateau_patience`` epochs, at most ``max_reductions`` times (a
+  further plateau stops training; two_branch.txt §4);
+- ``BCEWithLogitsLoss`` with ``pos_weight`` (= n_real / n_fake by default) for class imbalance,
+  or any ``criterion(out, y) -> loss`` (e.g. the hypersphere loss of two_branch.txt Eq. 2; its
+  value is then also the val loss, and ``pos_weight`` is not used);
+- optional parameter groups (``param_groups(model) -> list of dicts``, e.g. per-block learning
+  rates), in place of one group of every trainable parameter;
 - seeding and determinism: on CPU, the same seed, data and thread count give bit-identical
   weights (``torch.use_deterministic_algorithms(True)``, fixed ``torch.set_num_threads``,
   a seeded shuffling generator, per-item augmentation seeds);
@@ -42,8 +49,11 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"        # adam | adamw | nadam
-    scheduler: str = "cosine"       # cosine | none
+    scheduler: str = "cosine"       # cosine | none | plateau
     min_lr_ratio: float = 0.01      # cosine floor as a fraction of lr
+    plateau_factor: float = 0.1     # plateau: lr multiplied by this on a val-loss plateau
+    plateau_patience: int = 10      # plateau: epochs without val-loss improvement before a cut
+    max_reductions: int = 3         # plateau: cuts allowed; a further plateau stops training
     pos_weight: Any = "auto"        # "auto" (n_neg / n_pos of the train labels), a number, or None
     patience: int = 0               # epochs without improvement before stopping (0: never stop)
     monitor: str = "val_auc"        # val_auc | val_loss
@@ -66,6 +76,7 @@ class TrainResult:
     best_epoch: int = -1
     stopped_early: bool = False
     pos_weight: float | None = None
+    lr_reductions: int = 0
     train_seconds: float = 0.0
 
     def summary(self, timings: bool = True) -> dict:
@@ -193,6 +204,55 @@ def roc_auc(y, score) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+def check_param_groups(model, groups) -> list[dict]:
+    """``groups`` (dicts with ``params``) after checking that every trainable parameter of
+    ``model`` is in exactly one group and no group holds a foreign or frozen parameter."""
+    groups = [dict(g) if isinstance(g, dict) else {"params": g} for g in groups]
+    trainable = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+    seen: dict[int, int] = {}
+    for gi, g in enumerate(groups):
+        g["params"] = list(g["params"])
+        for p in g["params"]:
+            if id(p) not in trainable:
+                raise ValueError(f"parameter group {gi} holds a parameter that is not a trainable "
+                                 "parameter of the model")
+            if id(p) in seen:
+                raise ValueError(f"parameter {trainable[id(p)]} is in groups {seen[id(p)]} and {gi}")
+            seen[id(p)] = gi
+    missing = [n for i, n in trainable.items() if i not in seen]
+    if missing:
+        raise ValueError(f"{len(missing)} trainable parameters in no group, e.g. {missing[0]}")
+    return [g for g in groups if g["params"]]
+
+
+def _plateau_step(plateau, opt, rec: dict, result: "TrainResult", cfg: "TrainConfig", desc: str) -> bool:
+    """Step the plateau scheduler on this epoch's val loss; True when training must stop (a
+    reduction beyond ``max_reductions``)."""
+    vl = rec.get("val_loss")
+    if vl is None or not math.isfinite(float(vl)):
+        return False
+    before = [float(g["lr"]) for g in opt.param_groups]
+    if result.lr_reductions >= int(cfg.max_reductions):
+        # would this epoch reduce once more? ask a copy of the scheduler, keep the lr unchanged
+        probe = copy.copy(plateau)
+        probe.step(float(vl))
+        cut = [float(g["lr"]) for g in opt.param_groups] != before
+        for g, lr in zip(opt.param_groups, before):
+            g["lr"] = lr
+        if cut:
+            result.stopped_early = True
+            log.info("%s: val loss plateau after %d lr reductions: stop", desc, result.lr_reductions)
+            return True
+        plateau.__dict__.update(probe.__dict__)
+        return False
+    plateau.step(float(vl))
+    if [float(g["lr"]) for g in opt.param_groups] != before:
+        result.lr_reductions += 1
+        log.info("%s: val loss plateau: lr x %g (reduction %d of %d)", desc, cfg.plateau_factor,
+                 result.lr_reductions, int(cfg.max_reductions))
+    return False
+
+
 # ----------------------------------------------------------------------------- loop
 @contextlib.contextmanager
 def _eval_mode(model):
@@ -232,13 +292,35 @@ def _better(cur: dict, best: dict | None, monitor: str) -> bool:
     return cur["val_loss"] < best["val_loss"]
 
 
+def _plateau_scheduler(opt, cfg: "TrainConfig"):
+    import torch  # noqa: PLC0415
+
+    factor = float(cfg.plateau_factor)
+    if not 0.0 < factor < 1.0:
+        raise ValueError(f"plateau_factor must lie in (0, 1), got {cfg.plateau_factor!r}")
+    if int(cfg.plateau_patience) < 0 or int(cfg.max_reductions) < 0:
+        raise ValueError("plateau_patience and max_reductions must be >= 0, got "
+                         f"{cfg.plateau_patience!r}, {cfg.max_reductions!r}")
+    # threshold 0: any decrease of the val loss counts as an improvement
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=factor, patience=int(cfg.plateau_patience), threshold=0.0,
+        min_lr=0.0)
+
+
 def fit(model, train_loader, val_loader=None, config: TrainConfig | None = None,
         logger: Any | None = None, forward: Callable | None = None,
-        train_labels=None, desc: str = "train") -> TrainResult:
+        train_labels=None, desc: str = "train", criterion: Callable | None = None,
+        param_groups: Callable | None = None) -> TrainResult:
     """Train ``model`` in place; on return it holds the best epoch's weights.
 
     ``train_labels`` (for ``pos_weight="auto"``) defaults to ``train_loader.dataset.labels``.
     The loop runs inside :func:`deterministic` with ``config.seed``.
+
+    ``criterion(out, y) -> scalar loss`` replaces the BCE (``out`` = the model's output reduced
+    to one value per item, ``y`` float labels); it is also the val loss, and the reported
+    accuracy counts ``out > 0`` as fake. ``param_groups(model)`` returns the optimizer's
+    parameter groups (dicts with ``params`` and optionally ``lr``, ...; a group without ``lr``
+    gets ``config.lr``); every trainable parameter must be in exactly one group.
     """
     import torch  # noqa: PLC0415
 
@@ -247,7 +329,9 @@ def fit(model, train_loader, val_loader=None, config: TrainConfig | None = None,
     device = resolve_device(cfg.device)
     result = TrainResult()
 
-    if cfg.pos_weight == "auto":
+    if criterion is not None:
+        pw = None
+    elif cfg.pos_weight == "auto":
         labels = train_labels if train_labels is not None else getattr(train_loader.dataset, "labels", None)
         pw = pos_weight_from_labels(labels) if labels is not None else None
     elif cfg.pos_weight in (None, "none", ""):
@@ -259,26 +343,31 @@ def fit(model, train_loader, val_loader=None, config: TrainConfig | None = None,
     t_start = time.perf_counter()
     with deterministic(cfg.seed, cfg.num_threads, enabled=cfg.deterministic):
         model.to(device)
-        criterion = torch.nn.BCEWithLogitsLoss(
-            pos_weight=None if pw is None else torch.tensor(pw, dtype=torch.float32, device=device))
+        if criterion is None:
+            criterion = torch.nn.BCEWithLogitsLoss(
+                pos_weight=None if pw is None else torch.tensor(pw, dtype=torch.float32, device=device))
         params = [p for p in model.parameters() if p.requires_grad]
+        groups = params if param_groups is None else check_param_groups(model, param_groups(model))
         opt_name = str(cfg.optimizer).lower()
         if opt_name == "adam":
-            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         elif opt_name == "adamw":
-            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         elif opt_name == "nadam":   # Keras Nadam(lr, schedule_decay=0.004) (metric_learning.txt §IV-C)
-            opt = torch.optim.NAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+            opt = torch.optim.NAdam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                     momentum_decay=0.004, eps=1e-7)
         else:
             raise ValueError(f"optimizer must be adam, adamw or nadam, got {cfg.optimizer!r}")
         steps = max(1, int(cfg.epochs) * max(1, len(train_loader)))
-        sched = None
-        if str(cfg.scheduler).lower() == "cosine":
+        sched = plateau = None
+        sched_name = str(cfg.scheduler).lower()
+        if sched_name == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps,
                                                                eta_min=cfg.lr * cfg.min_lr_ratio)
-        elif str(cfg.scheduler).lower() not in ("none", ""):
-            raise ValueError(f"scheduler must be cosine or none, got {cfg.scheduler!r}")
+        elif sched_name == "plateau":
+            plateau = _plateau_scheduler(opt, cfg)
+        elif sched_name not in ("none", ""):
+            raise ValueError(f"scheduler must be cosine, plateau or none, got {cfg.scheduler!r}")
 
         best, best_state, since_best = None, None, 0
         for epoch in range(int(cfg.epochs)):
@@ -341,6 +430,9 @@ def fit(model, train_loader, val_loader=None, config: TrainConfig | None = None,
                         break
             else:
                 result.best_epoch = epoch
+            if plateau is not None:
+                if _plateau_step(plateau, opt, rec, result, cfg, desc):
+                    break
         if best_state is not None:
             model.load_state_dict(best_state)
     result.train_seconds = time.perf_counter() - t_start

@@ -1,0 +1,135 @@
+"""two_branch detector (two_branch.txt): fit/score/save/load, fixed centre, determinism, init."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfdetect.data.manifest import normalise
+from dfdetect.detectors.base import DetectorData, create, registry
+from dfdetect.store import ShardWriter
+
+TINY = {"image_size": 32, "seq_len": 3, "epochs": 1, "batch_size": 2, "eval_batch_size": 4,
+        "pretrained": "none", "num_threads": 1, "device": "cpu", "fake_undersample": 1}
+VIDEOS = [("real", "train"), ("real", "train"), ("fake", "train"), ("fake", "train"),
+          ("real", "val"), ("fake", "val"), ("real", "test"), ("fake", "test")]
+
+
+def _write_faces(root) -> pd.DataFrame:
+    """Eight videos x 4 faces (32 px, 7 frames apart; fakes carry a bright square)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    with ShardWriter(root / "faces" / "shard-0.h5") as w:
+        for i, (label, split) in enumerate(VIDEOS):
+            vid = f"{label}/{split}-{i}.mp4"
+            faces = rng.integers(0, 200, (4, 32, 32, 3), dtype=np.uint8)
+            if label == "fake":
+                faces[:, 10:22, 10:22] = 255
+            w.add_video(vid, [0, 7, 14, 21], face=faces)
+            rows.append({"video_id": vid, "label": label, "split": split, "identity": f"id{i}",
+                         "method": "" if label == "real" else "square"})
+    return normalise(pd.DataFrame(rows))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> DetectorData:
+    root = tmp_path_factory.mktemp("tb")
+    return DetectorData(_write_faces(root), sources={"faces": root / "faces"}, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    det = create("two_branch", TINY)
+    summary = det.fit(data)
+    return det, summary
+
+
+def test_registered():
+    reg = registry()
+    assert reg["two_branch"].inputs == ("faces",) and reg["two_branch"].paper == "two_branch.txt"
+    assert reg["densenet121"].arch == "densenet121"
+
+
+def test_fit_score_save_load(fitted, data, tmp_path):
+    det, summary = fitted
+    assert summary["train_videos"] == 4 and summary["windows_per_epoch"] == 4
+    assert summary["center_sequences"] == 2          # one disjoint 3-face window per real video
+    assert det.init_info()["init"].startswith("random")
+    scores = det.score(data, "test")
+    assert len(scores) == 8 and scores["score"].between(0, 1).all()
+    assert scores["score"].nunique() > 1
+    det.save(tmp_path / "m")
+    back = type(det).load(tmp_path / "m")
+    again = back.score(data, "test")
+    assert np.array_equal(scores["score"].to_numpy(), again["score"].to_numpy())
+    assert torch.equal(back.model.center, det.model.center)
+
+
+def test_seeded_runs_identical_and_centre_fixed(fitted, data, monkeypatch):
+    from dfdetect.nn.two_branch import TwoBranchNet
+
+    det, _ = fitted
+    snap = {}
+    real = TwoBranchNet.set_center
+
+    def spy(self, loader, device="cpu"):
+        n = real(self, loader, device)
+        snap.update({k: v.detach().clone() for k, v in self.state_dict().items()})
+        return n
+
+    monkeypatch.setattr(TwoBranchNet, "set_center", spy)
+    other = create("two_branch", TINY)
+    other.fit(data)
+    a, b = det.model.state_dict(), other.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "two seeded runs differ"
+    # the centre is the one computed before training, while the weights did train
+    assert torch.equal(snap["center"], b["center"]) and bool(b["center_set"])
+    assert snap["center"].abs().sum() > 0
+    assert not torch.equal(snap["lstm.weight_hh_l0"], b["lstm.weight_hh_l0"])
+    assert "center" not in dict(other.model.named_parameters())
+
+
+def test_paper_radii_and_score_map():
+    from dfdetect.detectors.two_branch import distance_score
+
+    assert create("two_branch", {}).radii == (0.042, 1.638)
+    assert create("two_branch", {"temporal": "none"}).radii == (2.5, 97.5)
+    assert create("two_branch", {"lstm_merge": "sum", "r_in": 0.1, "r_out": 1.0}).radii == (0.1, 1.0)
+    with pytest.raises(ValueError, match="set r_in and r_out explicitly"):
+        create("two_branch", {"lstm_merge": "sum"})
+    from dfdetect import config as C
+
+    with pytest.raises(C.ParamError, match="models.two_branch.r_in"):   # the stage's exit-2 check
+        registry()["two_branch"].param_schema().validate({"temporal": "bilstm", "lstm_hidden": 64},
+                                                          "models.two_branch")
+    with pytest.raises(ValueError, match="r_in < r_out"):
+        create("two_branch", {"r_in": 2.0, "r_out": 1.0})
+    s = distance_score(np.array([0.0, 0.042, 0.84, 1.638, 5.0]), 0.042, 1.638)
+    assert np.all(np.diff(s) > 0) and s[2] == pytest.approx(0.5)
+    assert s[1] == pytest.approx(0.018, abs=1e-3) and s[3] == pytest.approx(0.982, abs=1e-3)
+
+
+def test_bce_single_branch_frame_variant(data):
+    det = create("two_branch", {**TINY, "loss": "bce", "branches": 1, "temporal": "none",
+                                "lr_decay": "none", "scheduler": "none"})
+    summary = det.fit(data)
+    assert summary["pos_weight"] == pytest.approx(1.0) and summary["radii"] is None
+    assert not hasattr(det.model, "log") and hasattr(det.model, "classifier")
+    assert det.score(data, "val")["score"].between(0, 1).all()
+
+
+def test_offline_init_and_device_auto(monkeypatch):
+    from dfdetect.nn import train as T
+    from dfdetect.nn.two_branch import build
+
+    _, info = build({"hub": "false"}, "imagenet", 0)
+    assert info["init"].startswith("random") and info["source"] == "random"
+    assert T.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert T.resolve_device("auto") == "cuda"
