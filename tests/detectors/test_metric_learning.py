@@ -207,6 +207,25 @@ def test_xception_is_timm_legacy_xception():
     assert all(a.equal(b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
+def test_xception_fit_save_load_keeps_its_own_network(tmp_path, monkeypatch):
+    """Xception is trained as itself (no EfficientNet-Lite stand-in: its ``standin`` is "") and
+    ``load`` rebuilds it through Xception's own ``_build`` (which takes the saved backbone)."""
+    from dfdetect.detectors import rgb_cnn
+
+    assert rgb_cnn.XCEPTION_DEFAULTS["standin"] == ""
+    monkeypatch.setattr(rgb_cnn.Xception, "arch", "test_efficientnet")
+    data = _faces_data(tmp_path)
+    tiny = {"image_size": 32, "epochs": 1, "batch_size": 2, "eval_batch_size": 4,
+            "max_train_frames": 0, "max_val_frames": 0, "num_threads": 1, "device": "cpu"}
+    det = create("xception", tiny)
+    det.fit(data)
+    assert det.backbone == "test_efficientnet"
+    sc = det.score(data, "test")
+    det.save(tmp_path / "x")
+    back = get("xception").load(tmp_path / "x")
+    assert np.array_equal(back.score(data, "test")["score"].to_numpy(), sc["score"].to_numpy())
+
+
 def test_xception_bagging_bags_fit_score_load(tmp_path, monkeypatch):
     """Bags: every train real + one disjoint part of the train fakes each; the score is the
     mean of the bags' P(fake); load reproduces it bit for bit. (A tiny timm network stands in

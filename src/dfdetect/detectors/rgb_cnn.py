@@ -305,6 +305,8 @@ XCEPTION_DEFAULTS: dict[str, Any] = {
     "lr": 2.0e-3,
     "scheduler": "none",        # the paper gives no other decay than Nadam's momentum schedule
     "weight_decay": 0.0,
+    "standin": "",              # the baseline's own network: offline a seeded random Xception
+                                # (an EfficientNet-Lite stand-in would make it another Lite0 row)
 }
 
 
@@ -316,19 +318,19 @@ class Xception(RGBCNN):
     paper = "metric_learning.txt (Table II frames only), two_branch.txt (Tables 2-4 Xception)"
     defaults = XCEPTION_DEFAULTS
 
-    def _build(self, pretrained: Any, seed: int | None):
-        return xception_build(super()._build, pretrained, seed)
+    def _build(self, pretrained: Any, seed: int | None, arch: str | None = None):
+        return xception_build(super()._build, pretrained, seed, arch)
 
 
-def xception_build(build, pretrained: Any, seed: int | None):
+def xception_build(build, pretrained: Any, seed: int | None, arch: str | None = None):
     """``build`` (RGBCNN._build), except that offline ImageNet means a seeded random init: the
     offline fallback (EfficientNet-Lite0's tensors, matched by name and shape) shares a handful of
     BatchNorm tensors with Xception and none of its convolutions, which is no ImageNet start."""
     from ..nn.weights import LITE0_PACKAGE  # noqa: PLC0415
 
-    model, info = build(pretrained, seed)
+    model, info = build(pretrained, seed, arch)
     if info.get("source") == LITE0_PACKAGE:
-        model, _ = build("none", seed)
+        model, _ = build("none", seed, arch)
         info = {"init": "random (seeded; no offline ImageNet weights for legacy_xception: "
                         f"legacy_xception.tf_in1k is a download; hub: {info.get('hub')})",
                 "weights": "imagenet", "source": "random", "hub": info.get("hub")}
@@ -354,8 +356,8 @@ class XceptionBagging(RGBCNN):
         super().__init__(**params)
         self.members: list[Xception] = []
 
-    def _build(self, pretrained: Any, seed: int | None):
-        return xception_build(super()._build, pretrained, seed)
+    def _build(self, pretrained: Any, seed: int | None, arch: str | None = None):
+        return xception_build(super()._build, pretrained, seed, arch)
 
     def _member(self) -> Xception:
         p = {k: v for k, v in self.params.items() if k != "bags"}
