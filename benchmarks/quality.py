@@ -35,7 +35,6 @@ reuses every stage already done.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -69,12 +68,6 @@ class BenchError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- inputs
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 EVAL_SETS = ("deepfacelive", "sadtalker")     # folders of media/deepfakes scored in (c)
@@ -89,6 +82,7 @@ def training_sources(media: Path, max_sources: int, seed: int) -> tuple[list[Pat
     import numpy as np  # noqa: PLC0415
 
     from dfdetect.data.identity import path_identity  # noqa: PLC0415
+    from dfdetect.store import file_sha256  # noqa: PLC0415
 
     root = media / "videos"
     if not root.is_dir():
@@ -101,7 +95,7 @@ def training_sources(media: Path, max_sources: int, seed: int) -> tuple[list[Pat
                 held.setdefault(p.stat().st_size, []).append(p)
     keep, excluded = [], []
     for p in files:
-        same = [q for q in held.get(p.stat().st_size, []) if _sha256(q) == _sha256(p)]
+        same = [q for q in held.get(p.stat().st_size, []) if file_sha256(q) == file_sha256(p)]
         (excluded if same else keep).append(p)
     by_id: dict[str, list[Path]] = {}
     for p in keep:

@@ -51,7 +51,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from .store import Spilled, _json_default
+from .store import Spilled, _json_default, file_sha256
 
 log = logging.getLogger("dfdetect")
 FORMAT = "dfdetect-resume/1"
@@ -101,12 +101,6 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
-def _file_sha(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _spilled(obj: Any) -> list[Spilled]:
@@ -268,7 +262,7 @@ class ResumableShard:
             if rec.get("key") != json.loads(json.dumps(key, default=_json_default)):
                 raise ValueError("record of another item")
             for sp, sha in zip(_spilled(rec["value"]), rec["spill_sha"]):
-                if not os.path.isfile(sp.path) or _file_sha(sp.path) != sha:
+                if not os.path.isfile(sp.path) or file_sha256(sp.path) != sha:
                     raise ValueError(f"spill file {sp.path} missing or changed")
         except Exception as err:  # noqa: BLE001  (an untrusted record is recomputed)
             log.warning("resume: %s: record %s not trusted (%s); recomputing the item",
@@ -285,7 +279,7 @@ class ResumableShard:
         spills = _spilled(value)
         try:
             payload = pickle.dumps({"key": json.loads(json.dumps(key, default=_json_default)),
-                                    "value": value, "spill_sha": [_file_sha(s.path) for s in spills]},
+                                    "value": value, "spill_sha": [file_sha256(s.path) for s in spills]},
                                    protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as err:  # noqa: BLE001
             log.info("resume: %s: item %r not recorded (%s)", self.out_path, key, err)

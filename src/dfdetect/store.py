@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import hashlib
 import json
 import logging
 import os
@@ -164,6 +165,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -16,7 +16,6 @@ conditioning on previous text, so the same audio gives the same transcript every
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store import save_torch_atomic
+from ..store import file_sha256, save_torch_atomic
 from .ct2 import read_ct2
 
 log = logging.getLogger("dfdetect")
@@ -59,12 +58,6 @@ def cache_dir() -> Path:
     return Path(base) / "dfdetect"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _split(w: np.ndarray, parts: int) -> list[np.ndarray]:
@@ -188,7 +181,7 @@ def packaged_checkpoint(ct2_dir: str | Path | None = None) -> Path:
     """The openai-whisper checkpoint converted from a CT2 folder (default: the packaged tiny.en),
     converted on first use and cached (keyed by the SHA-256 of ``model.bin``)."""
     ct2_dir = Path(ct2_dir) if ct2_dir else packaged_ct2_dir()
-    digest = _sha256(ct2_dir / "model.bin")[:16]
+    digest = file_sha256(ct2_dir / "model.bin")[:16]
     name = "tiny.en" if ct2_dir == packaged_ct2_dir() else ct2_dir.name
     out = cache_dir() / "whisper" / f"{name}-ct2-{digest}.pt"
     if not out.is_file():

@@ -30,7 +30,6 @@ embedded is a failures row; a video with none left is absent (as in ``align_face
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass, fields
@@ -42,7 +41,7 @@ import numpy as np
 from .. import config as _cfg
 from ..failures import Failures
 from ..parallel import imap
-from ..store import ShardReader, ShardWriter
+from ..store import ShardReader, ShardWriter, file_sha256
 from .reader import FIELD
 
 log = logging.getLogger("dfdetect")
@@ -94,12 +93,6 @@ class EmbedConfig:
         return asdict(self)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def embedder_info(cfg: EmbedConfig) -> dict:
@@ -110,11 +103,11 @@ def embedder_info(cfg: EmbedConfig) -> dict:
 
         path = dlib_model_path("face_recognition")
         return {"name": DLIB_NAME, "dim": 128, "package": "face-recognition-models",
-                "file": path.name, "file_sha256": _sha256(path),
+                "file": path.name, "file_sha256": file_sha256(path),
                 "note": "offline substitute for FaceNet InceptionResnetV1 VGGFace2 (512-d)"}
     path = facenet_weights_path(cfg.facenet_weights)
     return {"name": "facenet_inception_resnet_v1", "dim": 512, "file": str(path),
-            "file_sha256": _sha256(path), "input_size": int(cfg.facenet_size)}
+            "file_sha256": file_sha256(path), "input_size": int(cfg.facenet_size)}
 
 
 def facenet_weights_path(value: str) -> Path:
