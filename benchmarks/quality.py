@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 MEAD_REGEX = r"([MW]\d{3})_"
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-INPUT_DIRS = {"faces": "data/faces", "saab": "data/saab", "hsi": "data/hsi"}
+INPUT_DIRS = {"faces": "data/faces", "saab": "data/saab", "hsi": "data/hsi", "face_emb": "data/face_emb"}
 PROFILES = {
     "demo": {"make_demo": {"clips": 2, "seconds": 2.0, "fps": 25, "size": 256, "qualities": ["c23"],
                            "preset": "veryfast"},
