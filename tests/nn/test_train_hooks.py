@@ -120,8 +120,11 @@ def test_rgb_detector_unchanged_when_hooks_unused(tmp_path, monkeypatch):
             w.add_video(vid, [0, 4, 8], face=faces)
             rows.append({"video_id": vid, "label": label, "split": split, "identity": f"id{i}"})
     data = DetectorData(normalise(pd.DataFrame(rows)), sources={"faces": tmp_path / "faces"}, seed=3)
+    # shuffled batches, so that the default criterion carries pos_weight (balanced sampling, the
+    # recipe's default, makes it none)
     tiny = {"image_size": 32, "epochs": 2, "batch_size": 2, "eval_batch_size": 4, "pretrained": "none",
-            "max_train_frames": 0, "max_val_frames": 0, "num_threads": 1, "device": "cpu"}
+            "max_train_frames": 0, "max_val_frames": 0, "num_threads": 1, "device": "cpu",
+            "sampling": "shuffle"}
 
     def run():
         det = create("efficientnet_b0", tiny)

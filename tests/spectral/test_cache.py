@@ -144,7 +144,14 @@ def test_openvino_bf16_is_close():
     model = mst.build("flexi")
     x = np.random.default_rng(0).uniform(0, 1, (2, 3, 16, 16)).astype(np.float32)
     ref = make_engine(model, "torch", "fp32")(x)
-    assert np.abs(make_engine(model, "openvino", "bf16", batch_size=2, size=16)(x) - ref).max() < 5e-2
+    from dfdetect.spectral.reconstruct import BF16Unavailable
+
+    try:
+        engine = make_engine(model, "openvino", "bf16", batch_size=2, size=16)
+    except BF16Unavailable as err:      # a CPU capability (or the AVX2 pin), named in the error
+        assert "hyperspectral.precision: fp32" in str(err)
+        pytest.skip(str(err))
+    assert np.abs(engine(x) - ref).max() < 5e-2
 
 
 def test_checkpoint_param_resolves_files_and_placeholder_folders(tmp_path):

@@ -113,8 +113,17 @@ class Preprocessor:
     def _load_mst(self) -> None:
         cfg = self.section("hyperspectral")
         variant = str(cfg.get("variant", "flexi"))
-        ckpt = str(cfg.get("checkpoint") or "")
-        weights = Path(ckpt) if ckpt else self.models / "mst" / f"mst_{variant}.pt"
+        from ..spectral.reconstruct import resolve_checkpoint  # noqa: PLC0415
+
+        ckpt_param = str(cfg.get("checkpoint") or "")
+        if ckpt_param and not Path(ckpt_param).is_absolute():
+            ckpt_param = str(self.models.parent / ckpt_param)   # relative to the project, as in dvc.yaml
+        try:    # as the hyperspectral stage: a file, a folder holding one, or the README-only placeholder
+            ckpt = resolve_checkpoint(ckpt_param)
+        except (FileNotFoundError, ValueError) as err:
+            self.unavailable["hsi"] = f"hyperspectral.checkpoint: {err}"
+            return
+        weights = ckpt if ckpt is not None else self.models / "mst" / f"mst_{variant}.pt"
         if not weights.is_file():
             self.unavailable["hsi"] = (f"no MST++ weights at {weights}; run the train_mst stage "
                                        "(or set hyperspectral.checkpoint)")
@@ -210,7 +219,8 @@ class Preprocessor:
                                   field=str(cfg.get("field", "face128")),
                                   device=self._resolve_device(str(cfg.get("device", self.device))),
                                   params=cfg, model_info=self._mst_info, codec=cfg.get("codec"),
-                                  failures=fl, progress=False)
+                                  failures=fl, progress=False, engine=str(cfg.get("engine", "torch")),
+                                  precision=str(cfg.get("precision", "fp32")))
                 failures.extend(fl)
         if "audio" in steps:
             from ..audio.extract import extract_shard  # noqa: PLC0415

@@ -64,6 +64,10 @@ def resolve_checkpoint(path: str | Path) -> Path | None:
     return found[0] if found else None
 
 
+class BF16Unavailable(RuntimeError):
+    """bf16 inference was asked for on a CPU (or under an ISA pin) that cannot run it."""
+
+
 def make_engine(model, engine: str = "torch", precision: str = "fp32", device: str = "cpu",
                 batch_size: int = 8, size: int = 64):
     """``run(x float32 (n, 3, size, size)) -> float32 (n, 31, size, size)`` for frozen MST++.
@@ -101,8 +105,20 @@ def make_engine(model, engine: str = "torch", precision: str = "fp32", device: s
     example = torch.zeros(int(batch_size), 3, int(size), int(size))
     with torch.no_grad():
         ov_model = ov.convert_model(model, example_input=example)
-    compiled = ov.Core().compile_model(ov_model, "CPU", {
-        "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"})
+    try:
+        compiled = ov.Core().compile_model(ov_model, "CPU", {
+            "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"})
+    except RuntimeError as err:
+        if precision == "fp32":
+            raise
+        import os  # noqa: PLC0415
+
+        pin = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+        raise BF16Unavailable(
+            "OpenVINO bf16 could not be compiled on this CPU"
+            + (f" (oneDNN ISA pinned to {pin} by dfdetect.determinism: bf16 needs AVX-512 BF16/AMX)"
+               if pin else " (it needs AVX-512 BF16 or AMX)")
+            + f"; use hyperspectral.precision: fp32 ({str(err).splitlines()[-1][:200]})") from err
     request = compiled.create_infer_request()
 
     def run_ov(x: np.ndarray) -> np.ndarray:
