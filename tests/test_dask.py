@@ -155,7 +155,7 @@ def test_scheduler_address_gives_the_process_bytes(shard, reference, cluster, tm
         [sys.executable, str(REPO / "stages" / "sample_frames.py"), "--params",
          str(REPO / "params.yaml"), "--shard", "0", "--manifest-dir", str(manifest.parent),
          "--out-dir", str(tmp_path / "frames"), "--failures-dir", str(tmp_path / "fail_frames"),
-         "--strategy", "uniform", "--num_frames", "3", "--backend", "dask", "--workers", "2", "--address", cluster.address],
+         "--strategy", "uniform", "--every_k", "10", "--num_frames", "3", "--backend", "dask", "--workers", "2", "--address", cluster.address],
         cwd=tmp_path, env=_worker_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     frames = tmp_path / "frames" / "shard-0.h5"

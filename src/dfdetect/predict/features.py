@@ -118,6 +118,13 @@ class Preprocessor:
         ckpt_param = str(cfg.get("checkpoint") or "")
         if ckpt_param and not Path(ckpt_param).is_absolute():
             ckpt_param = str(self.models.parent / ckpt_param)   # relative to the project, as in dvc.yaml
+        if ckpt_param and not Path(ckpt_param).exists():
+            # a models folder copied without the project's (README-only) data/mst_checkpoint: the DAG
+            # that trained the detectors had no checkpoint there either, so its MST++ is models/mst
+            absent = f"{ckpt_param} absent: the DAG's trained MST++ (models/mst)"
+            ckpt_param = ""
+        else:
+            absent = ""
         try:    # as the hyperspectral stage: a file, a folder holding one, or the README-only placeholder
             ckpt = resolve_checkpoint(ckpt_param)
         except (FileNotFoundError, ValueError) as err:
@@ -139,6 +146,8 @@ class Preprocessor:
         self._mst = model
         self._mst_info = {"variant": variant, "weights": str(weights), "sha256": _sha16(weights),
                           "parameters": mst.count_parameters(model)}
+        if absent:
+            self._mst_info["checkpoint"] = absent
         self.versions["mst"] = dict(self._mst_info)
 
     def _load_whisper(self) -> None:
