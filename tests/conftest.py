@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+from dfdetect.determinism import pin_cpu
+
+# the stages' CPU dispatch pin (stages/common.py) in the test process too, before torch/numpy load:
+# a test that computes in-process and in stage subprocesses or workers compares the same kernels
+pin_cpu()
+
+import pytest  # noqa: E402
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
