@@ -28,6 +28,7 @@ choice). Not fixed by the pin: torch's results also depend on its thread count (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -130,3 +131,29 @@ def describe() -> dict:
     except ImportError:  # pragma: no cover - optional
         pass
     return out
+
+
+def rowdot(x, w):
+    """``x @ w`` for a 2-D ``x`` and a 1-D ``w``, row by row: each row's value does not depend on
+    how many other rows ``x`` has. BLAS gemv (what ``@`` calls) picks its blocking from the row
+    count, so one item scored in a batch of 11 and in a batch of 12 could differ in the last bit;
+    an elementwise product summed along each row is the same reduction for every row."""
+    import numpy as np  # noqa: PLC0415
+
+    x = np.asarray(x)
+    return (x * np.asarray(w, dtype=np.result_type(x, np.asarray(w)))[None, :]).sum(axis=1)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` for the duration, restored after. Convolution
+    and matmul results depend on it, so work that must give the same bytes in a serial run (the
+    calling process, whatever its count) and in single-threaded workers runs under one count."""
+    import torch  # noqa: PLC0415
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)

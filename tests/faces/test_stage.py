@@ -38,8 +38,18 @@ def frames_shard(tmp_path_factory, face_crop, tilted_face, write_frames_shard):
 
 
 def test_stage_outputs_failures_and_byte_identical_reruns(tmp_path, frames_shard):
+    import torch
+
     out1, fail1 = tmp_path / "faces" / "shard-0.h5", tmp_path / "failures" / "shard-0.csv"
-    counts = run_align_faces(frames_shard, out1, fail1, PARAMS, executor="serial", progress=False)
+    # the serial run in a process whose torch has 2 threads (an earlier Whisper load, a stage's
+    # num_threads) must still give the single-threaded workers' bytes: MTCNN pins its own count
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        counts = run_align_faces(frames_shard, out1, fail1, PARAMS, executor="serial", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
     assert counts["videos"] == 3 and counts["frames"] == 7 and counts["faces"] == 4
     assert counts["by_detector"] == {"hog": 3, "mtcnn": 1} and counts["videos_without_face"] == 1
 

@@ -335,7 +335,9 @@ class AudioModel:
 
     def prob_fake(self, emb: np.ndarray) -> np.ndarray:
         """``p(fake | f_phi)`` from the logistic head (on L2-normalised embeddings)."""
-        z = _l2n(emb) @ self.head_w + self.head_b
+        from ..determinism import rowdot  # noqa: PLC0415
+
+        z = rowdot(_l2n(emb), self.head_w) + self.head_b  # per row: batch-invariant
         return 1.0 / (1.0 + np.exp(-z))
 
     def fit(self, feats: Sequence[np.ndarray], classes: Sequence, y: Sequence[int], seed: int = 0,

@@ -460,7 +460,9 @@ def late_text_prob(probs: np.ndarray, authors: list[str], rates: dict[str, float
     """Text branch P(fake) from ``probs[i, a] = p(A = a | T = t_i)`` (see module docstring)."""
     r = np.array([rates.get(a, tau) for a in authors], dtype=float)
     if mode == "marginal":
-        return probs @ r
+        from ..determinism import rowdot  # noqa: PLC0415
+
+        return rowdot(probs, r)  # per row: an utterance scores the same in any batch
     if mode == "claimed":
         idx = {a: k for k, a in enumerate(authors)}
         out = np.empty(len(probs))

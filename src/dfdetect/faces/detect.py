@@ -104,7 +104,10 @@ def detect_mtcnn(rgb: np.ndarray, upsample: int = 0, min_face_size: int = 20) ->
     image pyramid down to ``min_face_size`` pixels."""
     import torch  # noqa: PLC0415
 
-    with torch.inference_mode():
+    from ..determinism import torch_threads  # noqa: PLC0415
+
+    # one thread, whatever the calling process has: a serial run gives the workers' bytes
+    with torch_threads(1), torch.inference_mode():
         boxes, probs, points = _mtcnn(int(min_face_size)).detect(np.ascontiguousarray(rgb), landmarks=True)
     if boxes is None:
         return []
