@@ -33,14 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--failures-dir", default=str(common.FAILURES / "align_faces"),
             help="directory of the per-shard failures tables")
     cfg, args = cli.parse(argv)
-    backend = cfg.pop("backend", "process")
-    workers = cfg.pop("workers", None)
-    address = cfg.pop("address", None) or None
-    max_ratio = cfg.pop("max_failure_ratio", None)
+    run, max_ratio = common.pop_executor(cfg)
     table = shard_path(args.failures_dir, args.shard, ".csv")
     failures = Failures("align_faces")
     run_align_faces(shard_path(args.frames_dir, args.shard), shard_path(args.out_dir, args.shard),
-                    table, cfg, executor=backend, workers=workers, address=address, failures=failures)
+                    table, cfg, failures=failures, **run)
     return common.failure_guard(cli.parser.prog, failures, max_ratio, table)
 
 

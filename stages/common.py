@@ -88,6 +88,14 @@ def set_paths(name: str) -> dict[str, Path]:
 PER_ITEM = ("seed", "sharding", "max_failure_ratio")
 
 
+def pop_executor(cfg: dict) -> tuple[dict, object]:
+    """Take the executor section's keys and the failure-ratio guard out of a per-video stage's
+    params: ``({executor, workers, address}, max_failure_ratio)``; what is left is the stage's own."""
+    run = {"executor": cfg.pop("backend", "process"), "workers": cfg.pop("workers", None),
+           "address": cfg.pop("address", None) or None}
+    return run, cfg.pop("max_failure_ratio", None)
+
+
 def failure_guard(prog: str, failures, max_ratio, table) -> int:
     """Exit code of a per-item stage: 1 (after printing the summary) when more than
     ``max_failure_ratio`` of its items failed, so DVC does not cache a hollow output; else 0.

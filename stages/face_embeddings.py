@@ -35,10 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add("--failures", default=None,
             help="failures CSV (default data/failures/face_embeddings/shard-N.csv)")
     cfg, args = cli.parse(argv)
-    backend = cfg.pop("backend", "process")
-    workers = cfg.pop("workers", None)
-    address = cfg.pop("address", None) or None
-    max_ratio = cfg.pop("max_failure_ratio", None)
+    run, max_ratio = common.pop_executor(cfg)
     for key in common.PER_ITEM:
         cfg.pop(key, None)
 
@@ -48,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = Failures("face_embeddings")
     try:
         counts = embed_shard(shard_path(args.faces, args.shard), shard_path(args.out, args.shard), cfg,
-                             failures=failures, executor=backend, workers=workers, address=address)
+                             failures=failures, **run)
     except (FileNotFoundError, ValueError) as exc:   # a bad weights file / param: one line, exit 2
         print(f"{cli.parser.prog}: {exc}", file=sys.stderr)
         return 2

@@ -91,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict = {"data": data, "baselines": base, "variants": {}}
-    init = str(cfg.get("init", "linear"))
+    init_mode = str(cfg.get("init", "linear"))
     size_flops = int(cfg.get("flops_size", 128))
     for variant in cfg.get("variants", ["smsa", "flexi"]):
         torch.manual_seed(seed)
-        init = mst.build(variant, int(cfg.get("flexi_factor", 2)))
         untrained = mst.build(variant, int(cfg.get("flexi_factor", 2)))
+        if init_mode == "linear":   # "untrained" is then the linear map itself, as training starts
+            train.init_linear(untrained, linear)
         before = train.evaluate(untrained, va, batch_size=int(cfg.get("batch_size", 4)), eps=eps,
                                 device=device)
         model, summary = train.train(
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             eps=float(cfg.get("mrae_eps", 1e-3)), seed=seed, crop=int(cfg.get("crop", 0)),
             device=device, val=va, eval_every=int(cfg.get("eval_every", 0)),
             logger=logger, prefix=f"{variant}/", loss=str(cfg.get("loss", "mrae")),
-            init=linear if init == "linear" else None)
+            init=linear if init_mode == "linear" else None)
         final = train.evaluate(model, va, batch_size=int(cfg.get("batch_size", 4)), eps=eps,
                                device=device)
         mst.save_weights(model.cpu(), out_dir / f"mst_{variant}.pt", extra={"trained_on": data["source"]})

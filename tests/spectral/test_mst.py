@@ -139,3 +139,28 @@ def test_baselines_and_linear_warm_start():
         out = model.eval()(torch.as_tensor(rgb[None]))[0].numpy()
     assert np.abs(out - np.einsum("chw,cb->bhw", rgb, w)).max() < 1e-5
     assert abs(train.evaluate(model, va)["psnr"] - base["linear_map"]["psnr"]) < 1e-3
+
+
+
+def test_train_mst_stage_starts_at_the_linear_map(tmp_path):
+    """train_mst.init: linear reaches the trainer: the run records init 'linear' and its model
+    before training scores the linear baseline exactly (the stage once rebound ``init`` to a
+    model in its variant loop, so every run trained from scratch while params said linear)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("train_mst_stage", repo / "stages" / "train_mst.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    out, metrics = tmp_path / "mst", tmp_path / "mst.json"
+    rc = stage.main(["--params", str(repo / "params.yaml"), "--out", str(out), "--metrics", str(metrics),
+                     "--live", "", "--arad_root", "", "--steps", "1", "--variants", "[flexi]",
+                     "--scenes.train", "3", "--scenes.heldout", "2", "--scenes.size", "32",
+                     "--crop", "16", "--batch_size", "2", "--init", "linear"])
+    assert rc == 0
+    m = json.loads(metrics.read_text())
+    v = m["variants"]["flexi"]
+    assert v["init"] == "linear map"
+    assert abs(v["heldout_untrained"]["psnr"] - m["baselines"]["linear_map"]["psnr"]) < 1e-3

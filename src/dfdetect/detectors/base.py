@@ -333,6 +333,50 @@ class Detector(abc.ABC):
             return cls(**dict(cfg.get("params") or {})), cfg
 
 
+class TorchDetector(Detector):
+    """A detector whose fitted state is one torch module: ``model.safetensors`` (its state dict)
+    beside ``config.json``. Subclasses build the module with ``_build(pretrained, seed, ...)``
+    (returning the module and its init record) and pass how to rebuild it to :meth:`_load_torch`."""
+
+    model: Any = None
+    _init: dict
+    _fit: dict
+
+    def _save_torch(self, directory: Path, extra: Mapping) -> None:
+        from safetensors.torch import save_file  # noqa: PLC0415
+
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: nothing to save (fit or load first)")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+        self.write_config(directory, extra=extra)
+
+    @classmethod
+    def _load_torch(cls, directory: Path, build: Callable[["TorchDetector", dict], Any]):
+        """The saved detector in ``directory``: config, then ``build(obj, cfg)``'s module with the
+        saved weights (a mismatch is a :class:`ModelLoadError`), in eval mode; returns
+        ``(obj, cfg)``."""
+        from ..model_files import fit_state_dict, load_safetensors  # noqa: PLC0415
+
+        directory = Path(directory)
+        obj, cfg = cls.from_config(directory)
+        path = directory / "model.safetensors"
+        state = load_safetensors(path)
+        obj.model = build(obj, cfg)
+        fit_state_dict(obj.model, state, path)
+        obj.model.eval()
+        obj._init = dict(cfg.get("init", {}))
+        obj._fit = dict(cfg.get("fit", {}))
+        return obj, cfg
+
+    def init_info(self) -> dict:
+        if self._init:
+            return dict(self._init)
+        return {"init": f"not built yet (pretrained: {self.params['pretrained']})"}
+
+
 def check_scores(df: pd.DataFrame, who: str) -> pd.DataFrame:
     """Validate a detector's score table (columns, finiteness) with a clear error."""
     missing = {"video_id", "frame_index", "score"} - set(df.columns)

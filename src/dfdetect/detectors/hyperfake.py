@@ -31,7 +31,7 @@ import pandas as pd
 
 from .. import config as _cfg
 from ..nn.augment import CHECKS as AUGMENT_CHECKS
-from .base import TRAINING_CHECKS, Detector, DetectorData, check_scores, register
+from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, register
 from .rgb_cnn import LITE_ARCHS
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class HSIDataset:
 
 
 @register("hyperfake")
-class HyperFake(Detector):
+class HyperFake(TorchDetector):
     inputs: ClassVar[tuple[str, ...]] = ("hsi",)
     level: ClassVar[str] = "frame"
     paper: ClassVar[str] = "hyperfake.txt"
@@ -376,31 +376,13 @@ class HyperFake(Detector):
             return sa.attention(h)[1].mean(0).numpy()
 
     def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file  # noqa: PLC0415
-
-        if self.model is None:
-            raise RuntimeError("hyperfake: nothing to save (fit or load first)")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
-        self.write_config(directory, extra={"fit": self._fit, "cache": self._cache_info,
-                                            "backbone": self.backbone,
-                                            "parameters": self.num_parameters()})
+        self._save_torch(directory, {"fit": self._fit, "cache": self._cache_info,
+                                     "backbone": self.backbone, "parameters": self.num_parameters()})
 
     @classmethod
     def load(cls, directory: Path) -> "HyperFake":
-        from ..model_files import fit_state_dict, load_safetensors  # noqa: PLC0415
-
-        directory = Path(directory)
-        obj, cfg = cls.from_config(directory)
-        path = directory / "model.safetensors"
-        state = load_safetensors(path)
-        obj.model, _ = obj._build("none", seed=0, arch=str(cfg.get("backbone") or obj.params["arch"]))
-        fit_state_dict(obj.model, state, path)
-        obj.model.eval()
-        obj._init = dict(cfg.get("init", {}))
-        obj._fit = dict(cfg.get("fit", {}))
+        obj, cfg = cls._load_torch(directory, lambda o, c: o._build(
+            "none", seed=0, arch=str(c.get("backbone") or o.params["arch"]))[0])
         obj._cache_info = dict(cfg.get("cache", {}))
         return obj
 

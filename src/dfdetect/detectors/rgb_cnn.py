@@ -39,7 +39,7 @@ from .. import config as _cfg
 from ..nn.augment import CHECKS as AUGMENT_CHECKS
 from ..nn.augment import DEFAULTS as AUGMENT_DEFAULTS
 from ..nn.data import SYNTHETIC_FAKES
-from .base import TRAINING_CHECKS, Detector, DetectorData, check_scores, register
+from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, register
 
 LITE_ARCHS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
@@ -94,7 +94,7 @@ RECIPE_CHECKS: dict[str, Any] = {
 }
 
 
-class RGBCNN(Detector):
+class RGBCNN(TorchDetector):
     """A timm image classifier with one logit, trained on aligned face crops."""
 
     arch: ClassVar[str] = ""
@@ -219,41 +219,22 @@ class RGBCNN(Detector):
         return check_scores(out, self.name)
 
     def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file  # noqa: PLC0415
-
-        if self.model is None:
-            raise RuntimeError(f"{self.name}: nothing to save (fit or load first)")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
         mean, std = self._norm()
-        self.write_config(directory, extra={"arch": self.arch, "backbone": self.backbone,
-                                            "mean": list(mean), "std": list(std),
-                                            "fit": self._fit, "parameters": self.num_parameters()})
+        self._save_torch(directory, {"arch": self.arch, "backbone": self.backbone,
+                                     "mean": list(mean), "std": list(std),
+                                     "fit": self._fit, "parameters": self.num_parameters()})
 
     @classmethod
     def load(cls, directory: Path) -> "RGBCNN":
-        from ..model_files import ModelLoadError, fit_state_dict, load_safetensors  # noqa: PLC0415
+        from ..model_files import ModelLoadError, read_config  # noqa: PLC0415
 
-        directory = Path(directory)
-        obj, cfg = cls.from_config(directory)
+        cfg = read_config(directory, expected=cls.name)
         if cfg.get("arch", cls.arch) != cls.arch:
-            raise ModelLoadError(directory / "config.json",
+            raise ModelLoadError(Path(directory) / "config.json",
                                  f"config says arch {cfg.get('arch')}, expected {cls.arch}")
-        path = directory / "model.safetensors"
-        state = load_safetensors(path)
-        obj.model, _ = obj._build("none", seed=0, arch=str(cfg.get("backbone") or cls.arch))
-        fit_state_dict(obj.model, state, path)
-        obj.model.eval()
-        obj._init = dict(cfg.get("init", {}))
-        obj._fit = dict(cfg.get("fit", {}))
+        obj, _ = cls._load_torch(directory, lambda o, c: o._build(
+            "none", seed=0, arch=str(c.get("backbone") or cls.arch))[0])
         return obj
-
-    def init_info(self) -> dict:
-        if self._init:
-            return dict(self._init)
-        return {"init": f"not built yet (pretrained: {self.params['pretrained']})"}
 
     def num_parameters(self) -> dict:
         model = self.model

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config as _cfg
-from .base import TRAINING_CHECKS, Detector, DetectorData, check_scores, register
+from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, register
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def distance_score(d: np.ndarray, r_in: float, r_out: float) -> np.ndarray:
 
 
 @register("two_branch")
-class TwoBranch(Detector):
+class TwoBranch(TorchDetector):
     """Two-branch (RGB + Deep LoG) DenseNet-121 + BiLSTM, hypersphere loss (two_branch.txt)."""
 
     inputs: ClassVar[tuple[str, ...]] = ("faces",)
@@ -314,38 +314,18 @@ class TwoBranch(Detector):
                 "r_in": self.radii[0], "r_out": self.radii[1]}
 
     def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file  # noqa: PLC0415
-
-        if self.model is None:
-            raise RuntimeError(f"{self.name}: nothing to save (fit or load first)")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
-        self.write_config(directory, extra={"arch": "two_branch_densenet121", "fit": self._fit,
-                                            "parameters": self.num_parameters()})
+        self._save_torch(directory, {"arch": "two_branch_densenet121", "fit": self._fit,
+                                     "parameters": self.num_parameters()})
 
     @classmethod
     def load(cls, directory: Path) -> "TwoBranch":
-        from ..model_files import ModelLoadError, fit_state_dict, load_safetensors  # noqa: PLC0415
+        from ..model_files import ModelLoadError  # noqa: PLC0415
 
-        directory = Path(directory)
-        obj, cfg = cls.from_config(directory)
-        path = directory / "model.safetensors"
-        state = load_safetensors(path)
-        obj.model, _ = obj._build("none", seed=0)
-        fit_state_dict(obj.model, state, path)
+        obj, _ = cls._load_torch(directory, lambda o, c: o._build("none", seed=0)[0])
         if obj.params["loss"] == "hypersphere" and not bool(obj.model.center_set):
-            raise ModelLoadError(path, "the hypersphere centre was never set (not a fitted model)")
-        obj.model.eval()
-        obj._init = dict(cfg.get("init", {}))
-        obj._fit = dict(cfg.get("fit", {}))
+            raise ModelLoadError(Path(directory) / "model.safetensors",
+                                 "the hypersphere centre was never set (not a fitted model)")
         return obj
-
-    def init_info(self) -> dict:
-        if self._init:
-            return dict(self._init)
-        return {"init": f"not built yet (pretrained: {self.params['pretrained']})"}
 
     def num_parameters(self) -> dict:
         model = self.model
