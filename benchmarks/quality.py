@@ -61,6 +61,22 @@ PROFILES = {
              "sample_frames": {"num_frames": 32}},
 }
 METHODS = ("faceswap", "reenact")
+SCENARIOS = ("in_domain", "lomo", "sbi")
+# (d): run name -> models.<det>.synthetic_fakes; the in_domain run is the "none" arm
+SBI_ARMS = {"sbi_mixed": "mixed", "sbi_reals": "sbi"}
+
+
+def get_defaults(name: str) -> dict:
+    from dfdetect.detectors.base import get  # noqa: PLC0415
+
+    return dict(get(name).defaults or {})
+
+
+def sbi_detectors(dets: dict) -> dict:
+    """The detectors of ``dets`` that train on frames and take ``synthetic_fakes``."""
+    from dfdetect.detectors.base import get  # noqa: PLC0415
+
+    return {n: v for n, v in dets.items() if "synthetic_fakes" in (get(n).defaults or {})}
 
 
 class BenchError(RuntimeError):
@@ -311,6 +327,22 @@ def tables(results: dict) -> str:
             r = a["detectors"][d]["sets"]
             lines.append(f"| {d} | " + " | ".join(f"{_auc(r.get(s))} | {_n(r.get(s))}" for s in names) + " |")
         lines.append("")
+    arms = [("none", a)] + [(SBI_ARMS[k], results.get(k)) for k in SBI_ARMS]
+    if a and any(r for _, r in arms[1:]):
+        names = list(a.get("sets") or {})
+        sbi_dets = [d for d in dets if any(r and d in r.get("detectors", {}) for _, r in arms[1:])]
+        lines += ["(d) self-blended training fakes (SBI): synthetic_fakes none (= (a)) | mixed (dataset fakes + "
+                  "self-blends) | sbi (reals and their self-blends only); test split, then the (c) sets",
+                  "| detector | synthetic_fakes | test | " + " | ".join(names) + " |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |"]
+        for d in sbi_dets:
+            for mode, r in arms:
+                row = (r or {}).get("detectors", {}).get(d)
+                if row is None:
+                    continue
+                lines.append(f"| {d} | {mode} | {_auc(row['test'])} | "
+                             + " | ".join(_auc(row["sets"].get(s)) for s in names) + " |")
+        lines.append("")
     lines.append("wall time (s): " + "; ".join(
         f"{k}: preprocessing {v['preprocess_s']:.0f}, detectors "
         + ", ".join(f"{d} {r['wall_s']:.0f}" for d, r in v["detectors"].items())
@@ -340,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=sorted(PROFILES), default="demo")
     ap.add_argument("--workdir", default="", help="keep the project copies here (rerun = resume); default: a temporary folder")
     ap.add_argument("--max-pairs", type=int, default=0, help="DeepFaceLive pairs used in (c) (0 = all 56)")
-    ap.add_argument("--scenarios", nargs="+", choices=["in_domain", "lomo"], default=["in_domain", "lomo"])
+    ap.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS),
+                    help="in_domain: (a) + (c); lomo: (b); sbi: (d), each SBI-capable detector again "
+                    "with synthetic_fakes mixed and sbi (reals only), scored like (a) and (c)")
     ap.add_argument("--tables-from", default="", metavar="JSON",
                     help="only print the tables of a (partial) <workdir>/quality.json")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -398,10 +432,19 @@ def _main(args) -> int:
         runs.append(("in_domain", list(METHODS), None))
     if "lomo" in args.scenarios:
         runs += [("faceswap_to_reenact", ["faceswap"], "reenact"), ("reenact_to_faceswap", ["reenact"], "faceswap")]
-    for name, train_methods, held_out in runs:
+    runs = [(n, m, h, dets, None) for n, m, h in runs]
+    if "sbi" in args.scenarios:
+        capable = sbi_detectors(dets)
+        if not capable:
+            raise BenchError(f"--scenarios sbi: none of {', '.join(dets)} takes synthetic_fakes")
+        runs += [(n, list(METHODS), None, capable, mode) for n, mode in SBI_ARMS.items()]
+    for name, train_methods, held_out, run_dets, sbi_mode in runs:
         run = work / name
         p = json.loads(json.dumps(params))
         p["make_demo"]["methods"] = train_methods
+        if sbi_mode is not None:   # same demo and preprocessing as in_domain (DVC run-cache)
+            for det in run_dets:
+                p.setdefault("models", {}).setdefault(det, dict(get_defaults(det)))["synthetic_fakes"] = sbi_mode
         sets: dict = {}
         if held_out is None:
             dfl = run / "data" / "eval_sets" / "deepfacelive"
@@ -423,14 +466,14 @@ def _main(args) -> int:
         if not (run / "data" / "media_source").is_dir():
             _copy_files(picked, src_root, run / "data" / "media_source")
         run.mkdir(parents=True, exist_ok=True)
-        prepare_run(run, p, dets, sets)
+        prepare_run(run, p, run_dets, sets)
         _dvc(run, ["cache", "dir", "--local", str(cache)])
         print(f"quality: {name}: dvc repro in {run} ...", file=sys.stderr)
         def save(partial, name=name, sets=sets):
             results[name] = dict(partial, sets=sets)
             (work / "quality.json").write_text(json.dumps(results, indent=1))
 
-        save(run_scenario(run, p, dets, sets, log, on_update=save))
+        save(run_scenario(run, p, run_dets, sets, log, on_update=save))
     results["wall_s"] = time.perf_counter() - t_all
     (work / "quality.json").write_text(json.dumps(results, indent=1))
     print(f"settings: profile {args.profile}, {len(picked)} source videos of {people} people "

@@ -71,3 +71,26 @@ def test_tables_print_auc_with_interval_per_scenario(quality):
     assert "0.550 [0.450, 0.600]" in text                                # (b) faceswap -> reenact
     assert "| resnet50 | 0.610 [0.400, 0.800] | 6+6 / 6 | n/a |" in text   # (c), SadTalker missing
     assert "in_domain: preprocessing 100" in text
+
+
+def test_sbi_arms_table_and_capable_detectors(quality):
+    """(d): each SBI-capable detector (those taking synthetic_fakes) with none / mixed / sbi
+    (reals only), its test split and the (c) sets side by side."""
+    assert set(quality.sbi_detectors({"resnet50": ("faces",), "defakehop": ("saab",),
+                                      "xception": ("faces",)})) == {"resnet50", "xception"}
+
+    def det(auc, dfl):
+        return {"wall_s": 5.0, "test": {"auc": auc, "auc_ci": [auc - 0.1, auc + 0.1]},
+                "sets": {"deepfacelive": {"auc": dfl, "auc_ci": [dfl - 0.2, dfl + 0.1]}}}
+
+    a = {"preprocess_s": 1.0, "sets": {"deepfacelive": {}},
+         "detectors": {"resnet50": det(0.7, 0.5), "defakehop": det(0.6, 0.4)}}
+    mixed = {"preprocess_s": 0.0, "detectors": {"resnet50": det(0.75, 0.6)}}
+    reals = {"preprocess_s": 0.0, "detectors": {"resnet50": det(0.65, 0.7)}}
+    text = quality.tables({"in_domain": a, "sbi_mixed": mixed, "sbi_reals": reals})
+    assert "(d) self-blended training fakes" in text
+    assert "| resnet50 | none | 0.700 [0.600, 0.800] | 0.500 [0.300, 0.600] |" in text
+    assert "| resnet50 | mixed | 0.750 [0.650, 0.850] | 0.600 [0.400, 0.700] |" in text
+    assert "| resnet50 | sbi | 0.650 [0.550, 0.750] | 0.700 [0.500, 0.800] |" in text
+    assert "| defakehop | none" not in text          # not SBI-capable: only in (a)
+    assert "(d)" not in quality.tables({"in_domain": a})
