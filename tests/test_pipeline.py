@@ -27,6 +27,9 @@ pytestmark = pytest.mark.pipeline
 TINY = {
     "make_demo": {"seconds": 0.6, "size": 128, "identities": 6, "clips": 1, "preset": "ultrafast"},
     "make_demo_audio": {"allison": 4, "tts": 4, "vc": 4},
+    # the audio dataset only: the video tracks' transcripts feed `dfdetect predict`'s fusion
+    # (tests/test_predict.py), no stage of this DAG; they were 46 of 58 Whisper runs here
+    "transcribe": {"sources": ["audio"]},
     "sample_frames": {"num_frames": 3},
     "train_mst": {"steps": 4, "crop": 0, "flops_size": 32, "scenes": {"train": 4, "heldout": 2, "size": 32}},
     "hyperspectral": {"size": 32},
