@@ -31,11 +31,12 @@ NEEDS = {
     "faces": ("frames", "faces"),
     "saab": ("frames", "faces", "saab"),
     "hsi": ("frames", "faces", "hsi"),
+    "face_emb": ("frames", "faces", "face_emb"),
     "audio": ("audio",),
     "transcripts": ("audio", "transcripts"),
     "manifest": (),
 }
-STEP_ORDER = ("frames", "faces", "saab", "hsi", "audio", "transcripts")
+STEP_ORDER = ("frames", "faces", "saab", "hsi", "face_emb", "audio", "transcripts")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
@@ -79,6 +80,8 @@ class Preprocessor:
             self._load_saab()
         if "hsi" in self.steps:
             self._load_mst()
+        if "face_emb" in self.steps:
+            self._check_embedder()
         if "transcripts" in self.steps:
             self._load_whisper()
 
@@ -102,6 +105,16 @@ class Preprocessor:
             return
         self.versions["saab"] = {"folder": str(folder), "regions": regions,
                                  "sha256": {r: _sha16(folder / f"{r}.npz") for r in regions}}
+
+    def _check_embedder(self) -> None:
+        """The face_embeddings section's embedder (dlib's offline, or FaceNet from a local file)
+        must be loadable before any chunk runs; its identity goes into ``versions``."""
+        from ..faceid.embed import EmbedConfig, embedder_info  # noqa: PLC0415
+
+        try:
+            self.versions["face_emb"] = embedder_info(EmbedConfig.from_params(self.section("face_embeddings")))
+        except (OSError, ValueError, KeyError) as err:
+            self.unavailable["face_emb"] = f"face_embeddings: {type(err).__name__}: {err}"
 
     def _resolve_device(self, device: str) -> str:
         if device != "auto":
@@ -230,6 +243,15 @@ class Preprocessor:
                                   params=cfg, model_info=self._mst_info, codec=cfg.get("codec"),
                                   failures=fl, progress=False, engine=str(cfg.get("engine", "torch")),
                                   precision=str(cfg.get("precision", "fp32")))
+                failures.extend(fl)
+        if "face_emb" in steps:
+            from ..faceid.embed import embed_shard  # noqa: PLC0415
+
+            cfg = {k: v for k, v in self.section("face_embeddings").items() if k != "executor"}
+            sources["face_emb"] = workdir / "face_emb"
+            if faces.is_file():
+                fl = Failures("face_embeddings")
+                embed_shard(faces, shard_path(sources["face_emb"], 0), cfg, failures=fl, progress=False, **ex)
                 failures.extend(fl)
         if "audio" in steps:
             from ..audio.extract import extract_shard  # noqa: PLC0415

@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..failures import Failures
 from ..store import Store, write_csv_atomic, write_json_atomic
-from .features import Preprocessor, collect_videos, probe_manifest, steps_for
+from .features import STEP_ORDER, Preprocessor, collect_videos, probe_manifest, steps_for
 
 log = logging.getLogger("dfdetect.predict")
 DEFAULT_THRESHOLD = 0.5
@@ -208,8 +208,7 @@ def predict(paths: Sequence[str | Path], models: str | Path = "models", out: str
             skipped[d.name] = f"input {err} cannot be made from a video by predict"
             continue
         usable.append(d)
-    steps = sorted({s for d in usable for s in steps_for(d.inputs)},
-                   key=lambda s: ("frames", "faces", "saab", "hsi", "audio", "transcripts").index(s))
+    steps = sorted({s for d in usable for s in steps_for(d.inputs)}, key=STEP_ORDER.index)
     pre = Preprocessor(params, models, steps, executor=executor, workers=workers)
     scoring = []
     for d in usable:
