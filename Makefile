@@ -10,8 +10,10 @@ STAMP := $(VENV)/.dfdetect-installed
 APT_PACKAGES := asterisk-core-sounds-en asterisk-core-sounds-en-wav chromium espeak-ng ffmpeg fortunes fortunes-min openssh-client openssh-server pocketsphinx-testdata sox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # the suite on every core (at most 4 workers; a test file stays on one worker, so its module fixtures
-# run once); PYTEST_ARGS= runs it in one process
-PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist loadfile
+# run once); files in tests/conftest.py's order, the longest first (xdist would otherwise reorder
+# them by test count and start the 12-minute tests/test_pipeline.py minutes late); PYTEST_ARGS= runs
+# it in one process
+PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 # stage commands in dvc.yaml call `python`: make it the venv's
 export PATH := $(abspath $(VENV))/bin:$(PATH)
