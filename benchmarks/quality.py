@@ -74,9 +74,7 @@ def get_defaults(name: str) -> dict:
 
 def sbi_detectors(dets: dict) -> dict:
     """The detectors of ``dets`` that train on frames and take ``synthetic_fakes``."""
-    from dfdetect.detectors.base import get  # noqa: PLC0415
-
-    return {n: v for n, v in dets.items() if "synthetic_fakes" in (get(n).defaults or {})}
+    return {n: v for n, v in dets.items() if "synthetic_fakes" in get_defaults(n)}
 
 
 class BenchError(RuntimeError):
@@ -444,7 +442,7 @@ def _main(args) -> int:
         p["make_demo"]["methods"] = train_methods
         if sbi_mode is not None:   # same demo and preprocessing as in_domain (DVC run-cache)
             for det in run_dets:
-                p.setdefault("models", {}).setdefault(det, dict(get_defaults(det)))["synthetic_fakes"] = sbi_mode
+                p.setdefault("models", {}).setdefault(det, get_defaults(det))["synthetic_fakes"] = sbi_mode
         sets: dict = {}
         if held_out is None:
             dfl = run / "data" / "eval_sets" / "deepfacelive"

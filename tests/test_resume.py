@@ -97,6 +97,15 @@ def _records(root: Path, name: str) -> list[Path]:
     return sorted(p for d in _resume_dirs(root, name) for p in (d / "items").glob("*.rec"))
 
 
+def _rerun_reuses(project, name: str, done: int) -> None:
+    """A rerun succeeds, reuses exactly the ``done`` recorded items, computes the rest and writes
+    the uninterrupted run's bytes."""
+    again = _run(project, name)
+    assert again.returncode == 0, again.stderr
+    assert _counts(again) == (done, N_ITEMS - done)
+    _same_as_reference(project, name)
+
+
 def _same_as_reference(root: Path, name: str) -> None:
     for sub in ("frames/shard-0.h5", "failures/shard-0.csv"):
         assert (root / name / sub).read_bytes() == (root / "ref" / sub).read_bytes(), sub
@@ -112,10 +121,7 @@ def test_kill9_then_rerun_reuses_finished_items(project, kill, done):
     assert not (project / name / "frames" / "shard-0.h5").exists()   # never a half shard
     assert len(_resume_dirs(project, name)) == 1
     assert len(_records(project, name)) == done
-    again = _run(project, name)
-    assert again.returncode == 0, again.stderr
-    assert _counts(again) == (done, N_ITEMS - done)
-    _same_as_reference(project, name)
+    _rerun_reuses(project, name, done)
 
 
 def test_kill9_of_the_process_group_with_workers(project):
@@ -138,10 +144,7 @@ def test_kill9_of_the_process_group_with_workers(project):
     assert [ln for ln in left.splitlines() if " Z" not in ln] == [], f"still running: {left}"
     done = len(_records(project, name))
     assert done >= 1
-    again = _run(project, name)
-    assert again.returncode == 0, again.stderr
-    assert _counts(again) == (done, N_ITEMS - done)
-    _same_as_reference(project, name)
+    _rerun_reuses(project, name, done)
 
 
 def test_other_params_discard_the_partial_results(project):

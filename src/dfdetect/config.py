@@ -44,6 +44,20 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict:
     return data
 
 
+def dataclass_kwargs(cls, params: Mapping | None, none_is_empty: tuple[str, ...] = ()) -> dict:
+    """The entries of a params section that are fields of the dataclass ``cls`` (other keys of
+    the section are another part's); a ``None`` among ``none_is_empty`` (YAML's ``""`` read back
+    through a flag) becomes ``""``."""
+    from dataclasses import fields  # noqa: PLC0415
+
+    names = {f.name for f in fields(cls)}
+    kw = {k: v for k, v in (params or {}).items() if k in names}
+    for key in none_is_empty:
+        if kw.get(key) is None:
+            kw[key] = ""
+    return kw
+
+
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():

@@ -376,6 +376,16 @@ class TorchDetector(Detector):
             return dict(self._init)
         return {"init": f"not built yet (pretrained: {self.params['pretrained']})"}
 
+    def _require_model(self) -> None:
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: fit or load the detector before scoring")
+
+
+def empty_scores() -> pd.DataFrame:
+    """A score table without rows, typed as every detector's (``video_id``, ``frame_index``, ``score``)."""
+    return pd.DataFrame({"video_id": pd.Series(dtype=str), "frame_index": pd.Series(dtype=np.int64),
+                         "score": pd.Series(dtype=float)})
+
 
 def check_scores(df: pd.DataFrame, who: str) -> pd.DataFrame:
     """Validate a detector's score table (columns, finiteness) with a clear error."""

@@ -31,7 +31,7 @@ import pandas as pd
 
 from .. import config as _cfg
 from ..nn.augment import CHECKS as AUGMENT_CHECKS
-from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, register
+from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, empty_scores, register
 from .rgb_cnn import LITE_ARCHS
 
 log = logging.getLogger(__name__)
@@ -344,13 +344,10 @@ class HyperFake(TorchDetector):
     def score(self, data: DetectorData, split: str) -> pd.DataFrame:
         from ..nn import train as T  # noqa: PLC0415
 
-        if self.model is None:
-            raise RuntimeError("hyperfake: fit or load the detector before scoring")
+        self._require_model()
         items = self._items(data, split)
         if len(items) == 0:
-            return pd.DataFrame({"video_id": pd.Series(dtype=str),
-                                 "frame_index": pd.Series(dtype=np.int64),
-                                 "score": pd.Series(dtype=float)})
+            return empty_scores()
         device = T.resolve_device(self.params["device"])
         with T.deterministic(int(data.seed), int(self.params["num_threads"]),
                              enabled=bool(self.params["deterministic"])):

@@ -39,7 +39,7 @@ from .. import config as _cfg
 from ..nn.augment import CHECKS as AUGMENT_CHECKS
 from ..nn.augment import DEFAULTS as AUGMENT_DEFAULTS
 from ..nn.data import SYNTHETIC_FAKES
-from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, register
+from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, empty_scores, register
 
 LITE_ARCHS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
@@ -195,13 +195,10 @@ class RGBCNN(TorchDetector):
     def score(self, data: DetectorData, split: str) -> pd.DataFrame:
         from ..nn import train as T  # noqa: PLC0415
 
-        if self.model is None:
-            raise RuntimeError(f"{self.name}: fit or load the detector before scoring")
+        self._require_model()
         items = self._items(data, split)
         if len(items) == 0:
-            return pd.DataFrame({"video_id": pd.Series(dtype=str),
-                                 "frame_index": pd.Series(dtype=np.int64),
-                                 "score": pd.Series(dtype=float)})
+            return empty_scores()
         device = T.resolve_device(self.params["device"])
         ds = self._dataset(data, items, False, int(data.seed))
         dl = T.make_loader(ds, self.params["eval_batch_size"], num_workers=self.params["num_workers"],

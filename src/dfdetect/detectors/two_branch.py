@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config as _cfg
-from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, register
+from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, empty_scores, register
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +278,10 @@ class TwoBranch(TorchDetector):
         return ds, res
 
     def score(self, data: DetectorData, split: str) -> pd.DataFrame:
-        if self.model is None:
-            raise RuntimeError(f"{self.name}: fit or load the detector before scoring")
+        self._require_model()
         items = self._items(data, split)
         if len(items) == 0:
-            return pd.DataFrame({"video_id": pd.Series(dtype=str),
-                                 "frame_index": pd.Series(dtype=np.int64),
-                                 "score": pd.Series(dtype=float)})
+            return empty_scores()
         ds, out = self.window_outputs(data, items)
         win_score = self.to_score(out)
         total = np.zeros(len(ds.items))

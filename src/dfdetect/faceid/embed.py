@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +75,7 @@ class EmbedConfig:
 
     @classmethod
     def from_params(cls, params: dict | None) -> "EmbedConfig":
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in (params or {}).items() if k in names}
-        if kw.get("facenet_weights") is None:
-            kw["facenet_weights"] = ""
-        return cls(**kw)
+        return cls(**_cfg.dataclass_kwargs(cls, params, none_is_empty=("facenet_weights",)))
 
     def resolved(self) -> str:
         """The embedder that runs: ``auto`` -> ``facenet`` with a weights file, else ``dlib``."""

@@ -16,12 +16,13 @@ neither the frames nor the whole video cross process boundaries or sit in memory
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..config import dataclass_kwargs
 from .align import align_face, defakehop_align
 from .detect import DETECTORS, Face, detect, landmark_box
 from .landmarks import predict_landmarks
@@ -48,11 +49,7 @@ class AlignConfig:
 
     @classmethod
     def from_params(cls, params: dict | None) -> "AlignConfig":
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in (params or {}).items() if k in names}
-        if kw.get("fallback") is None:
-            kw["fallback"] = ""
-        return cls(**kw)
+        return cls(**dataclass_kwargs(cls, params, none_is_empty=("fallback",)))
 
     def detectors(self) -> list[str]:
         out = [self.detector]

@@ -247,11 +247,11 @@ class Preprocessor:
         if "face_emb" in steps:
             from ..faceid.embed import embed_shard  # noqa: PLC0415
 
-            cfg = {k: v for k, v in self.section("face_embeddings").items() if k != "executor"}
             sources["face_emb"] = workdir / "face_emb"
             if faces.is_file():
                 fl = Failures("face_embeddings")
-                embed_shard(faces, shard_path(sources["face_emb"], 0), cfg, failures=fl, progress=False, **ex)
+                embed_shard(faces, shard_path(sources["face_emb"], 0), self.section("face_embeddings"),
+                            failures=fl, progress=False, **ex)
                 failures.extend(fl)
         if "audio" in steps:
             from ..audio.extract import extract_shard  # noqa: PLC0415
