@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     failures = Failures("transcribe")
     metrics = transcribe_store(args.audio_dir, args.out, args.metrics, args.failures, params,
                                timings_path=args.timings, failures=failures)
-    print(f"transcribe: {metrics['transcribed']}/{metrics['items']} items, RTF {metrics['rtf']} "
+    print(f"transcribe: {metrics['transcribed']}/{metrics['items']} items ({metrics['reused']} identical "
+          f"waves reused), RTF {metrics['rtf']} "
           f"({metrics['engine']}, {metrics['model']}) -> {args.out}", file=sys.stderr)
     return common.failure_guard(cli.parser.prog, failures, cfg.get("max_failure_ratio"), args.failures)
 

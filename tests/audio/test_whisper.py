@@ -168,3 +168,45 @@ def test_sources_selects_audio_dataset_or_video_tracks(engine, fox, tmp_path, mo
     with pytest.raises(Exception, match="sources"):
         tr.PARAMS.validate({"engine": "openai-whisper", "model": "tiny.en", "language": "en", "temperature": 0,
                             "beam_size": 1, "device": "cpu", "threads": 0, "sources": ["subtitles"]}, "transcribe")
+
+
+def test_identical_waves_are_transcribed_once(engine, fox, tmp_path, monkeypatch):
+    """Two items with the same samples (a fake that kept its source's audio track) cost one
+    engine run, and the reused record is byte for byte the one a run of that item alone gives;
+    a wave that differs in one sample is run again."""
+    other = fox.copy()
+    other[100] += 1e-3
+    audio = tmp_path / "audio"
+    with ShardWriter(audio / "shard-0.h5", stage="extract_audio") as w:
+        for vid, wave in (("real/a.mp4", fox), ("fake/a.mp4", fox), ("fake/b.mp4", other)):
+            w.add_video(vid, [0], attrs={"sample_rate": 16000, "source": "video"}, wave=wave[None, :])
+    alone = tmp_path / "alone"
+    with ShardWriter(alone / "shard-0.h5", stage="extract_audio") as w:
+        w.add_video("real/a.mp4", [0], attrs={"sample_rate": 16000, "source": "video"}, wave=fox[None, :])
+    import dfdetect.audio.transcribe as tr
+
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def transcribe(self, wave):
+            calls.append(wave.shape)
+            return engine.transcribe(wave)
+
+    monkeypatch.setattr(tr, "load_engine", lambda **kw: Counting())
+    m = transcribe_store(audio, tmp_path / "t.jsonl", tmp_path / "m.json", tmp_path / "f.csv",
+                         {"engine": "openai-whisper", "sources": ["video"]},
+                         timings_path=tmp_path / "rtf.csv", progress=False)
+    assert len(calls) == 2 and m["engine_runs"] == 2 and m["reused"] == 1
+    assert m["items"] == 3 and m["transcribed"] == 3
+    rows = {json.loads(line)["id"]: line for line in (tmp_path / "t.jsonl").read_text().splitlines()}
+    assert rows["fake/a.mp4"] == rows["real/a.mp4"].replace('"real/a.mp4"', '"fake/a.mp4"')
+    transcribe_store(alone, tmp_path / "alone.jsonl", tmp_path / "m2.json", tmp_path / "f2.csv",
+                     {"engine": "openai-whisper", "sources": ["video"]}, progress=False)
+    assert (tmp_path / "alone.jsonl").read_text().splitlines() == [rows["real/a.mp4"]]
+    assert len(read_transcripts(tmp_path / "t.jsonl")) == 3
+    import pandas as pd
+
+    assert list(pd.read_csv(tmp_path / "rtf.csv")["id"]) == ["fake/a.mp4", "fake/b.mp4"]  # real/a reused
