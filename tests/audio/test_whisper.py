@@ -210,3 +210,27 @@ def test_identical_waves_are_transcribed_once(engine, fox, tmp_path, monkeypatch
     import pandas as pd
 
     assert list(pd.read_csv(tmp_path / "rtf.csv")["id"]) == ["fake/a.mp4", "fake/b.mp4"]  # real/a reused
+
+
+def test_engine_threads_do_not_leak_into_the_process(fox):
+    """The engine's ``threads`` hold for its own calls only: loading and transcribing leave the
+    caller's torch thread count as it was (a leaked count once changed later MTCNN bytes)."""
+    import torch
+
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        eng = we.load_engine("openai-whisper", "tiny.en", threads=1)
+        assert torch.get_num_threads() == 2
+        seen = []
+        real = eng.model.transcribe
+
+        def spy(*a, **kw):
+            seen.append(torch.get_num_threads())
+            return real(*a, **kw)
+
+        eng.model.transcribe = spy
+        eng.transcribe(fox)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(prev)

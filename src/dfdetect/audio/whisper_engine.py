@@ -16,6 +16,8 @@ conditioning on previous text, so the same audio gives the same transcript every
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import logging
 import os
@@ -258,8 +260,6 @@ class OpenAIWhisper(Engine):
         import torch  # noqa: PLC0415
         import whisper  # noqa: PLC0415
 
-        if self.threads:
-            torch.set_num_threads(self.threads)
         heads = None
         path = Path(self.model_name)
         if self.model_name in PACKAGED_NAMES:
@@ -287,7 +287,12 @@ class OpenAIWhisper(Engine):
     def _transcribe(self, wave: np.ndarray) -> dict[str, Any]:
         import torch  # noqa: PLC0415
 
-        with torch.no_grad():
+        from ..determinism import torch_threads  # noqa: PLC0415
+
+        # the engine's thread count for this call only: the caller's count is left as it was
+        # (a process-wide change leaked into later torch work of the same process)
+        threads = torch_threads(self.threads) if self.threads else contextlib.nullcontext()
+        with threads, torch.no_grad():
             result = self.model.transcribe(
                 wave, language=self.language, temperature=0.0,
                 beam_size=self.beam_size if self.beam_size > 1 else None,
