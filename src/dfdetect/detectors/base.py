@@ -380,6 +380,31 @@ class TorchDetector(Detector):
         if self.model is None:
             raise RuntimeError(f"{self.name}: fit or load the detector before scoring")
 
+    def _predict(self, data: "DetectorData", dataset) -> tuple[np.ndarray, np.ndarray]:
+        """(model outputs, their sample indices) over ``dataset``, in eval batches on the
+        detector's device, under its deterministic settings (seed, threads)."""
+        from ..nn import train as T  # noqa: PLC0415
+
+        p = self.params
+        device = T.resolve_device(p["device"])
+        loader = T.make_loader(dataset, p["eval_batch_size"], num_workers=p["num_workers"], device=device)
+        with T.deterministic(int(data.seed), int(p["num_threads"]), enabled=bool(p["deterministic"])):
+            self.model.to(device)
+            out, _, idx = T.predict(self.model, loader, device)
+            self.model.to("cpu")
+        return out, idx
+
+    def _score_faces(self, data: "DetectorData", items: pd.DataFrame, dataset) -> pd.DataFrame:
+        """P(fake) = sigmoid(logit) of the one-logit model for every face of ``items``, read through
+        ``dataset`` (one sample per row of ``items``, in order), under the detector's deterministic
+        settings; the score table in ``items``' order."""
+        logits, idx = self._predict(data, dataset)
+        logits = logits[np.argsort(idx, kind="stable")].astype(np.float64)
+        out = pd.DataFrame({"video_id": items["video_id"].to_numpy(),
+                            "frame_index": items["frame_index"].to_numpy(np.int64),
+                            "score": 1.0 / (1.0 + np.exp(-logits))})
+        return check_scores(out, self.name)
+
 
 def empty_scores() -> pd.DataFrame:
     """A score table without rows, typed as every detector's (``video_id``, ``frame_index``, ``score``)."""

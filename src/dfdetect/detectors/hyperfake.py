@@ -31,7 +31,7 @@ import pandas as pd
 
 from .. import config as _cfg
 from ..nn.augment import CHECKS as AUGMENT_CHECKS
-from .base import TRAINING_CHECKS, DetectorData, TorchDetector, check_scores, empty_scores, register
+from .base import TRAINING_CHECKS, DetectorData, TorchDetector, empty_scores, register
 from .rgb_cnn import LITE_ARCHS
 
 log = logging.getLogger(__name__)
@@ -334,32 +334,12 @@ class HyperFake(TorchDetector):
                      **result.summary(timings=False)}
         return {**self._fit, "train_seconds": result.train_seconds, "init": self._init}
 
-    def _loader(self, data: DetectorData, items: pd.DataFrame):
-        from ..nn import train as T  # noqa: PLC0415
-
-        return T.make_loader(HSIDataset(data.source("hsi"), items, seed=int(data.seed)),
-                             self.params["eval_batch_size"], num_workers=self.params["num_workers"],
-                             device=T.resolve_device(self.params["device"]))
-
     def score(self, data: DetectorData, split: str) -> pd.DataFrame:
-        from ..nn import train as T  # noqa: PLC0415
-
         self._require_model()
         items = self._items(data, split)
         if len(items) == 0:
             return empty_scores()
-        device = T.resolve_device(self.params["device"])
-        with T.deterministic(int(data.seed), int(self.params["num_threads"]),
-                             enabled=bool(self.params["deterministic"])):
-            self.model.to(device)
-            logits, _, idx = T.predict(self.model, self._loader(data, items), device)
-            self.model.to("cpu")
-        order = np.argsort(idx, kind="stable")
-        logits = logits[order].astype(np.float64)
-        out = pd.DataFrame({"video_id": items["video_id"].to_numpy(),
-                            "frame_index": items["frame_index"].to_numpy(np.int64),
-                            "score": 1.0 / (1.0 + np.exp(-logits))})
-        return check_scores(out, self.name)
+        return self._score_faces(data, items, HSIDataset(data.source("hsi"), items, seed=int(data.seed)))
 
     def band_weights(self, cubes=None) -> np.ndarray:
         """alpha (out_channels, 31): the learned prior softmax(w), or the mean over ``cubes``."""

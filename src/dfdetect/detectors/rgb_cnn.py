@@ -193,27 +193,11 @@ class RGBCNN(TorchDetector):
                 "epoch_seconds": [h["epoch_time_s"] for h in result.history], "init": self._init}
 
     def score(self, data: DetectorData, split: str) -> pd.DataFrame:
-        from ..nn import train as T  # noqa: PLC0415
-
         self._require_model()
         items = self._items(data, split)
         if len(items) == 0:
             return empty_scores()
-        device = T.resolve_device(self.params["device"])
-        ds = self._dataset(data, items, False, int(data.seed))
-        dl = T.make_loader(ds, self.params["eval_batch_size"], num_workers=self.params["num_workers"],
-                           device=device)
-        threads = int(self.params["num_threads"])
-        with T.deterministic(int(data.seed), threads, enabled=bool(self.params["deterministic"])):
-            self.model.to(device)
-            logits, _, idx = T.predict(self.model, dl, device)
-            self.model.to("cpu")
-        order = np.argsort(idx, kind="stable")
-        logits = logits[order].astype(np.float64)
-        out = pd.DataFrame({"video_id": items["video_id"].to_numpy(),
-                            "frame_index": items["frame_index"].to_numpy(np.int64),
-                            "score": 1.0 / (1.0 + np.exp(-logits))})
-        return check_scores(out, self.name)
+        return self._score_faces(data, items, self._dataset(data, items, False, int(data.seed)))
 
     def save(self, directory: Path) -> None:
         mean, std = self._norm()

@@ -262,17 +262,8 @@ class TwoBranch(TorchDetector):
 
     def window_outputs(self, data: DetectorData, items: pd.DataFrame):
         """(dataset, raw outputs per scoring window): distances d (hypersphere) or logits."""
-        from ..nn import train as T  # noqa: PLC0415
-
-        device = T.resolve_device(self.params["device"])
         ds = self._dataset(data, items, "all", int(data.seed))
-        dl = T.make_loader(ds, self.params["eval_batch_size"], num_workers=self.params["num_workers"],
-                           device=device)
-        with T.deterministic(int(data.seed), int(self.params["num_threads"]),
-                             enabled=bool(self.params["deterministic"])):
-            self.model.to(device)
-            out, _, idx = T.predict(self.model, dl, device)
-            self.model.to("cpu")
+        out, idx = self._predict(data, ds)
         res = np.full(len(ds), np.nan, dtype=np.float64)
         res[idx] = out.astype(np.float64)
         return ds, res
