@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dfdetect.data.manifest import normalise, write_manifest
+from dfdetect.data.manifest import write_manifest
 from dfdetect.detectors.base import DetectorData, create, get, registry
 from dfdetect.store import ShardWriter
 
@@ -26,24 +26,15 @@ VIDEOS = [("real", "train"), ("fake", "train"), ("real", "val"), ("fake", "val")
           ("real", "test"), ("fake", "test")]
 
 
-def _write_faces(root: Path) -> pd.DataFrame:
+@pytest.fixture
+def write_faces(write_square_faces):
     """Six videos x 3 frames of 32x32 faces (fakes carry a bright square), one shard."""
-    rng = np.random.default_rng(0)
-    rows = []
-    with ShardWriter(root / "faces" / "shard-0.h5") as w:
-        for i, (label, split) in enumerate(VIDEOS):
-            vid = f"{label}/{split}-{i}.mp4"
-            faces = rng.integers(0, 200, (3, 32, 32, 3), dtype=np.uint8)
-            if label == "fake":
-                faces[:, 10:22, 10:22] = 255
-            w.add_video(vid, [0, 4, 8], face=faces)
-            rows.append({"video_id": vid, "label": label, "split": split, "identity": f"id{i}"})
-    return normalise(pd.DataFrame(rows))
+    return lambda root: write_square_faces(root, VIDEOS, [0, 4, 8])
 
 
 @pytest.fixture
-def data(tmp_path) -> DetectorData:
-    manifest = _write_faces(tmp_path)
+def data(tmp_path, write_faces) -> DetectorData:
+    manifest = write_faces(tmp_path)
     return DetectorData(manifest, sources={"faces": tmp_path / "faces"}, seed=3)
 
 
@@ -121,9 +112,9 @@ def _stage():
     return mod
 
 
-def test_train_stage_end_to_end(tmp_path, monkeypatch):
+def test_train_stage_end_to_end(tmp_path, monkeypatch, write_faces):
     monkeypatch.chdir(tmp_path)
-    manifest = _write_faces(tmp_path / "data")
+    manifest = write_faces(tmp_path / "data")
     write_manifest(manifest, tmp_path / "data" / "manifest.csv")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
         {"seed": 5, "models": {"efficientnet_b0": {**TINY, "epochs": 2}}}))
@@ -147,10 +138,10 @@ def test_train_stage_end_to_end(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["efficientnet_b0"]
 
 
-def test_float_face_fields_are_checked_uint8_faces_never_read(tmp_path, monkeypatch):
+def test_float_face_fields_are_checked_uint8_faces_never_read(tmp_path, monkeypatch, write_faces):
     import h5py
 
-    manifest = _write_faces(tmp_path)                       # uint8 faces
+    manifest = write_faces(tmp_path)                       # uint8 faces
     data = DetectorData(manifest, sources={"faces": tmp_path / "faces"}, seed=3)
     det = create("resnet50", TINY)
     calls = []

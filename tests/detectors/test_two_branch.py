@@ -7,13 +7,10 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from dfdetect.data.manifest import normalise
 from dfdetect.detectors.base import DetectorData, create, registry
-from dfdetect.store import ShardWriter
 
 TINY = {"image_size": 32, "seq_len": 3, "epochs": 1, "batch_size": 2, "eval_batch_size": 4,
         "pretrained": "none", "num_threads": 1, "device": "cpu", "fake_undersample": 1}
@@ -21,26 +18,12 @@ VIDEOS = [("real", "train"), ("real", "train"), ("fake", "train"), ("fake", "tra
           ("real", "val"), ("fake", "val"), ("real", "test"), ("fake", "test")]
 
 
-def _write_faces(root) -> pd.DataFrame:
-    """Eight videos x 4 faces (32 px, 7 frames apart; fakes carry a bright square)."""
-    rng = np.random.default_rng(0)
-    rows = []
-    with ShardWriter(root / "faces" / "shard-0.h5") as w:
-        for i, (label, split) in enumerate(VIDEOS):
-            vid = f"{label}/{split}-{i}.mp4"
-            faces = rng.integers(0, 200, (4, 32, 32, 3), dtype=np.uint8)
-            if label == "fake":
-                faces[:, 10:22, 10:22] = 255
-            w.add_video(vid, [0, 7, 14, 21], face=faces)
-            rows.append({"video_id": vid, "label": label, "split": split, "identity": f"id{i}",
-                         "method": "" if label == "real" else "square"})
-    return normalise(pd.DataFrame(rows))
-
-
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> DetectorData:
+def data(tmp_path_factory, write_square_faces) -> DetectorData:
+    """Eight videos x 4 faces (32 px, 7 frames apart; fakes carry a bright square)."""
     root = tmp_path_factory.mktemp("tb")
-    return DetectorData(_write_faces(root), sources={"faces": root / "faces"}, seed=3)
+    manifest = write_square_faces(root, VIDEOS, [0, 7, 14, 21], with_method=True)
+    return DetectorData(manifest, sources={"faces": root / "faces"}, seed=3)
 
 
 @pytest.fixture(scope="module")
