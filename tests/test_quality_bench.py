@@ -94,3 +94,19 @@ def test_sbi_arms_table_and_capable_detectors(quality):
     assert "| resnet50 | sbi | 0.650 [0.550, 0.750] | 0.700 [0.500, 0.800] |" in text
     assert "| defakehop | none" not in text          # not SBI-capable: only in (a)
     assert "(d)" not in quality.tables({"in_domain": a})
+
+
+def test_a_kept_workdir_is_copied_into_again(quality, tmp_path):
+    """``--workdir`` resumes: the project is copied into the earlier copy (it raised
+    FileExistsError), its code folders replaced (a stale file goes), its data kept."""
+    from dfdetect.servers import copy_project
+
+    run = tmp_path / "in_domain"
+    copy_project(quality.REPO, run)
+    (run / "src" / "stale.py").write_text("x = 1\n")
+    _write(run / "data" / "faces" / "shard-0.h5", b"kept")
+    copy_project(quality.REPO, run)
+    assert not (run / "src" / "stale.py").exists()
+    assert (run / "src" / "dfdetect" / "servers.py").read_bytes() == \
+        (REPO / "src" / "dfdetect" / "servers.py").read_bytes()
+    assert (run / "data" / "faces" / "shard-0.h5").read_bytes() == b"kept"

@@ -218,13 +218,17 @@ PROJECT_FILES = ("src", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", "
 
 
 def copy_project(repo: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Copy the files of :data:`PROJECT_FILES` of ``repo`` into ``dst`` (no caches, no data)."""
+    """Copy the files of :data:`PROJECT_FILES` of ``repo`` into ``dst`` (no caches, no data).
+    Into an earlier copy (a resumed benchmark) each of those folders is replaced, so the copy
+    holds what ``repo`` holds now and nothing else; everything else in ``dst`` is kept."""
     from pathlib import Path  # noqa: PLC0415
 
     repo, dst = Path(repo), Path(dst)
     for name in PROJECT_FILES:
         src = repo / name
         if src.is_dir():
+            if (dst / name).is_dir():
+                shutil.rmtree(dst / name)
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         elif src.exists():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
