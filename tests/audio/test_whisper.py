@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dfdetect.audio import whisper_engine as we
@@ -207,8 +208,6 @@ def test_identical_waves_are_transcribed_once(engine, fox, tmp_path, monkeypatch
                      {"engine": "openai-whisper", "sources": ["video"]}, progress=False)
     assert (tmp_path / "alone.jsonl").read_text().splitlines() == [rows["real/a.mp4"]]
     assert len(read_transcripts(tmp_path / "t.jsonl")) == 3
-    import pandas as pd
-
     assert list(pd.read_csv(tmp_path / "rtf.csv")["id"]) == ["fake/a.mp4", "fake/b.mp4"]  # real/a reused
 
 
