@@ -152,3 +152,19 @@ def test_rowdot_scores_a_row_the_same_in_any_batch():
     for rows in (slice(0, 11), slice(3, 15), slice(36, 37), [5, 0, 20]):
         assert np.array_equal(rowdot(x[rows], w), full[rows])
     assert rowdot(x.astype(np.float32), w.astype(np.float32)).dtype == np.float32
+
+
+def test_torch_threads_sets_for_the_block_and_zero_leaves_the_count():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with determinism.torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with determinism.torch_threads(0):              # 0 (the params' "core count"): the caller's count
+        assert torch.get_num_threads() == before
+        torch.set_num_threads(other)                # work inside that changes it is undone after
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), determinism.torch_threads(other):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before

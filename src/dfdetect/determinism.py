@@ -146,13 +146,16 @@ def rowdot(x, w):
 
 @contextlib.contextmanager
 def torch_threads(n: int):
-    """torch's intra-op thread count set to ``n`` for the duration, restored after. Convolution
-    and matmul results depend on it, so work that must give the same bytes in a serial run (the
-    calling process, whatever its count) and in single-threaded workers runs under one count."""
+    """torch's intra-op thread count set to ``n`` for the duration (``n <= 0``: left as it is),
+    and the caller's count restored after either way. Convolution and matmul results depend on
+    it, so work that must give the same bytes in a serial run (the calling process, whatever its
+    count) and in single-threaded workers runs under one count; the ``threads`` params' 0 (the
+    core count) is the caller's count."""
     import torch  # noqa: PLC0415
 
     prev = torch.get_num_threads()
-    torch.set_num_threads(int(n))
+    if n and int(n) > 0:
+        torch.set_num_threads(int(n))
     try:
         yield
     finally:

@@ -16,8 +16,6 @@ conditioning on previous text, so the same audio gives the same transcript every
 
 from __future__ import annotations
 
-import contextlib
-
 import json
 import logging
 import os
@@ -291,8 +289,7 @@ class OpenAIWhisper(Engine):
 
         # the engine's thread count for this call only: the caller's count is left as it was
         # (a process-wide change leaked into later torch work of the same process)
-        threads = torch_threads(self.threads) if self.threads else contextlib.nullcontext()
-        with threads, torch.no_grad():
+        with torch_threads(self.threads), torch.no_grad():
             result = self.model.transcribe(
                 wave, language=self.language, temperature=0.0,
                 beam_size=self.beam_size if self.beam_size > 1 else None,

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .. import config as _cfg
+from ..determinism import torch_threads
 from ..failures import Failures
 from ..parallel import imap
 from ..store import ShardReader, ShardWriter, file_sha256
@@ -272,12 +273,7 @@ def embed_shard(faces_path: str | Path, out_path: str | Path, params: dict,
 
 
 def _facenet_results(faces_path: Path, videos: list[str], cfg: EmbedConfig):
-    import torch  # noqa: PLC0415
-
-    prev = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    try:
+    with torch_threads(cfg.threads):
         model = load_facenet(cfg.facenet_weights)
         with ShardReader(faces_path) as reader:
             for vid in videos:
@@ -290,5 +286,3 @@ def _facenet_results(faces_path: Path, videos: list[str], cfg: EmbedConfig):
                     yield vid, {"frame_index": frames[ok], "embedding": emb[ok], "misses": misses}, None
                 except Exception as exc:  # noqa: BLE001 - one video's failure is a failures row
                     yield vid, None, exc
-    finally:
-        torch.set_num_threads(prev)

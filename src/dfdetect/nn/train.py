@@ -40,6 +40,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..determinism import torch_threads
+
 log = logging.getLogger(__name__)
 
 
@@ -113,7 +115,6 @@ def deterministic(seed: int, num_threads: int = 0, enabled: bool = True) -> Iter
 
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    prev_threads = torch.get_num_threads()
     prev_bench = torch.backends.cudnn.benchmark
     prev_cudnn_det = torch.backends.cudnn.deterministic
     try:
@@ -122,13 +123,11 @@ def deterministic(seed: int, num_threads: int = 0, enabled: bool = True) -> Iter
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
-        if num_threads and int(num_threads) > 0:
-            torch.set_num_threads(int(num_threads))
         seed_everything(int(seed))
-        yield
+        with torch_threads(num_threads):
+            yield
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
-        torch.set_num_threads(prev_threads)
         torch.backends.cudnn.benchmark = prev_bench
         torch.backends.cudnn.deterministic = prev_cudnn_det
 
