@@ -46,9 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     from dfdetect.spectral import mst  # noqa: PLC0415
     from dfdetect.spectral.reconstruct import reconstruct_shard, resolve_checkpoint  # noqa: PLC0415
 
-    threads = int(cfg.get("threads", 0) or 0)
-    if threads:
-        torch.set_num_threads(threads)
     device = str(cfg.get("device", "auto"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -72,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                                 field=str(cfg.get("field", "face128")), device=device,
                                 params=cfg, model_info=info, codec=cfg.get("codec"),
                                 failures=failures, engine=str(cfg.get("engine", "torch")),
-                                precision=str(cfg.get("precision", "fp32")))
+                                precision=str(cfg.get("precision", "fp32")),
+                                threads=int(cfg.get("threads", 0) or 0))
     fail_path = args.failures or shard_path(common.FAILURES / "hyperspectral", args.shard, ".csv")
     failures.write(fail_path)
     print(f"hyperspectral shard {args.shard}: {summary['faces']} faces of {summary['videos']} videos "

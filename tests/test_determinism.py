@@ -168,3 +168,13 @@ def test_torch_threads_sets_for_the_block_and_zero_leaves_the_count():
     with pytest.raises(RuntimeError), determinism.torch_threads(other):
         raise RuntimeError("boom")
     assert torch.get_num_threads() == before
+
+
+def test_expensive_caches_fix_their_torch_thread_count():
+    """The caches teammates share are only the ones they would compute if the thread count
+    they run at does not depend on the machine's cores (0 would)."""
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    for section in ("hyperspectral", "face_embeddings", "transcribe"):
+        assert int(params[section]["threads"]) > 0, section

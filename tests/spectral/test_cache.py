@@ -185,3 +185,29 @@ def test_classifier_params_do_not_invalidate_the_cache():
     assert "hyperfake" in params["models"] and "hyperfake" not in params["hyperspectral"]
     # and train@hyperfake does consume the cache
     assert dvc["vars"][0]["train_inputs"]["hyperfake"]["a"] == "data/hsi"
+
+
+def test_reconstruct_shard_runs_mst_at_its_own_thread_count(tmp_path):
+    """MST++'s bytes depend on torch's thread count, so ``threads`` holds while the model runs,
+    whatever the caller's count, and the caller's count is back after; 0 keeps the caller's."""
+    faces = tmp_path / "faces" / "shard-0.h5"
+    _face_shard(faces, {"v/one.mp4": 3})
+    torch.manual_seed(0)
+    inner = mst.build("smsa")
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return inner(x)
+
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    reconstruct_shard(faces, tmp_path / "a" / "shard-0.h5", Spy(), size=16, batch_size=2,
+                      progress=False, threads=other)
+    assert seen == [other, other] and torch.get_num_threads() == before
+    seen.clear()
+    reconstruct_shard(faces, tmp_path / "b" / "shard-0.h5", Spy(), size=16, batch_size=2,
+                      progress=False, threads=0)
+    assert seen == [before, before]
+

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import config as _cfg
+from ..determinism import torch_threads
 from ..failures import Failures
 from ..resume import ResumableShard
 from ..store import COMPRESSION, ShardReader
@@ -165,8 +166,11 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
                       params: Mapping[str, Any] | None = None,
                       model_info: Mapping[str, Any] | None = None, codec=None,
                       failures: Failures | None = None, progress: bool = True,
-                      engine: str = "torch", precision: str = "fp32") -> dict:
-    """Write ``out_path`` (HSI shard) for every face of ``faces_path``; returns a summary."""
+                      engine: str = "torch", precision: str = "fp32", threads: int = 0) -> dict:
+    """Write ``out_path`` (HSI shard) for every face of ``faces_path``; returns a summary.
+    ``threads``: torch's thread count while MST++ runs (0: the caller's). MST++'s bytes depend
+    on it (1, 2, 4 and 8 threads give four different outputs), so the shared cache needs a
+    fixed count to be the same on machines with different core counts."""
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     failures = failures or Failures("hyperspectral")
@@ -195,7 +199,8 @@ def reconstruct_shard(faces_path: str | Path, out_path: str | Path, model, *, si
                              "size": size, "batch_size": batch_size, "field": field,
                              "device": str(device), "codec": codec},
                             inputs=[faces_path])
-    with resume as rs, HSIWriter(out_path, params=params, codec=codec, model_info=model_info) as writer, \
+    with torch_threads(threads), resume as rs, \
+            HSIWriter(out_path, params=params, codec=codec, model_info=model_info) as writer, \
             tqdm(total=total, desc=f"hyperspectral {Path(faces_path).name}", unit="face",
                  disable=not progress) as bar:
         def flush(force: bool) -> None:
