@@ -1,7 +1,8 @@
 """Quality benchmark on real media (by hand, not CI): video AUC with 95 % bootstrap intervals.
 
     DFDETECT_MEDIA=../shared/media python benchmarks/quality.py [--max-sources 6]
-        [--detectors resnet50 defakehop] [--profile demo|full] [--workdir DIR] [--max-pairs N]
+        [--detectors resnet50 defakehop] [--profile demo|full] [--training demo|recipe]
+        [--workdir DIR] [--max-pairs N]
         [--set models.resnet50.epochs=5 ...]
 
 From the real videos of ``$DFDETECT_MEDIA/videos`` (MEAD clips grouped by actor, every other
@@ -27,8 +28,11 @@ and its interval are the ``evaluate`` stage's (identity-grouped bootstrap, ``eva
 draws, seeded). Printed: the three tables and the wall time of each run's shared
 preprocessing and of each detector's train + evaluate. ``--profile demo`` (default: one
 quality, 2 clips of 2 s per person, 8 frames per video) fits a small run on 2 cores;
-``--profile full`` is the full-size setting (c23 + c40, 4 clips, 32 frames per video). Results
-also go to ``<workdir>/quality.json``; with ``--workdir`` the copies are kept and a rerun
+``--profile full`` is the full-size setting (c23 + c40, 4 clips, 32 frames per video).
+``--training`` picks the models' training length: ``demo`` (default) trains with params.yaml's
+sections (DEMO PROFILE caps: 3 epochs, 256 frames), ``recipe`` with each detector's code
+defaults for epochs, patience and frame caps (README "Training recipes"; image sizes unchanged).
+Results also go to ``<workdir>/quality.json``; with ``--workdir`` the copies are kept and a rerun
 reuses every stage already done.
 """
 
@@ -62,6 +66,8 @@ PROFILES = {
 }
 METHODS = ("faceswap", "reenact")
 SCENARIOS = ("in_domain", "lomo", "sbi")
+# params.yaml's DEMO PROFILE caps that --training recipe sets back to the code defaults
+RECIPE_KEYS = ("epochs", "patience", "max_train_frames", "max_val_frames")
 # (d): run name -> models.<det>.synthetic_fakes; the in_domain run is the "none" arm
 SBI_ARMS = {"sbi_mixed": "mixed", "sbi_reals": "sbi"}
 
@@ -164,6 +170,23 @@ def video_detectors(params: dict, wanted: list[str] | None) -> dict[str, tuple[s
                              f"(video detectors: {', '.join(sorted(reg))})")
         return {n: reg[n] for n in wanted}
     return {n: reg[n] for n in sorted(reg) if n in (params.get("models") or {})}
+
+
+def recipe_training(params: dict, dets) -> dict[str, dict]:
+    """``--training recipe``: each detector's demo caps (:data:`RECIPE_KEYS` of params.yaml's
+    DEMO PROFILE) replaced by its code defaults, the recipe (README "Training recipes"): for the
+    frame CNNs 40 epochs with early stopping after 5 on val AUC and every frame. Image sizes are
+    left as they are (CPU cost; ``--set`` them). Returns what was changed, per detector."""
+    changed: dict[str, dict] = {}
+    for name in dets:
+        section = params.setdefault("models", {}).setdefault(name, get_defaults(name))
+        defaults = get_defaults(name)
+        diff = {k: defaults[k] for k in RECIPE_KEYS
+                if k in defaults and section.get(k, defaults[k]) != defaults[k]}
+        section.update(diff)
+        if diff:
+            changed[name] = diff
+    return changed
 
 
 def _set_key(params: dict, dotted: str, value) -> None:
@@ -368,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detectors", nargs="+", default=None,
                     help="video detectors (default: every registered one with a models.<name> section)")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="demo")
+    ap.add_argument("--training", choices=("demo", "recipe"), default="demo",
+                    help="demo: the models' params.yaml sections (DEMO PROFILE: 3 epochs, 256 frames); "
+                         "recipe: their code defaults for epochs, patience and frame caps (README "
+                         "'Training recipes'); --set overrides either")
     ap.add_argument("--workdir", default="", help="keep the project copies here (rerun = resume); default: a temporary folder")
     ap.add_argument("--max-pairs", type=int, default=0, help="DeepFaceLive pairs used in (c) (0 = all 56)")
     ap.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS),
@@ -399,6 +426,8 @@ def _main(args) -> int:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     seed = int(params["seed"])
     _deep_update(params, PROFILES[args.profile])
+    recipe = recipe_training(params, video_detectors(params, args.detectors)) \
+        if args.training == "recipe" else {}
     for key, value in _parse_set(args.overrides):
         _set_key(params, key, value)
     dets = video_detectors(params, args.detectors)
@@ -423,6 +452,7 @@ def _main(args) -> int:
                                   "sources": [p.relative_to(src_root).as_posix() for p in picked],
                                   "excluded": [p.relative_to(src_root).as_posix() for p in excluded],
                                   "detectors": list(dets), "overrides": args.overrides,
+                                  "training": args.training, "recipe": recipe,
                                   "max_pairs": args.max_pairs}}
     t_all = time.perf_counter()
     runs = []
@@ -476,7 +506,7 @@ def _main(args) -> int:
     (work / "quality.json").write_text(json.dumps(results, indent=1))
     print(f"settings: profile {args.profile}, {len(picked)} source videos of {people} people "
           f"(MEAD grouped by actor), {len(excluded)} left out (copies of evaluation clips), detectors {', '.join(dets)}, DeepFaceLive pairs {results['settings'].get('deepfacelive_pairs', 'n/a')}, "
-          f"overrides {args.overrides or 'none'}; total wall {results['wall_s']:.0f} s")
+          f"training {args.training}, overrides {args.overrides or 'none'}; total wall {results['wall_s']:.0f} s")
     print(tables(results))
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)

@@ -110,3 +110,20 @@ def test_a_kept_workdir_is_copied_into_again(quality, tmp_path):
     assert (run / "src" / "dfdetect" / "servers.py").read_bytes() == \
         (REPO / "src" / "dfdetect" / "servers.py").read_bytes()
     assert (run / "data" / "faces" / "shard-0.h5").read_bytes() == b"kept"
+
+
+def test_recipe_training_lifts_the_demo_caps_only(quality):
+    import yaml
+
+    params = yaml.safe_load((quality.REPO / "params.yaml").read_text())
+    demo = {k: dict(v) for k, v in params["models"].items()}
+    changed = quality.recipe_training(params, ["efficientnet_b0", "two_branch", "defakehop"])
+    eff = params["models"]["efficientnet_b0"]
+    assert (eff["epochs"], eff["patience"], eff["max_train_frames"], eff["max_val_frames"]) == (40, 5, 0, 0)
+    assert changed["efficientnet_b0"] == {"epochs": 40, "patience": 5, "max_train_frames": 0,
+                                          "max_val_frames": 0}
+    # everything else of the section is the demo's (image size, lr, augmentation)
+    assert {k: v for k, v in eff.items() if k not in quality.RECIPE_KEYS} == \
+        {k: v for k, v in demo["efficientnet_b0"].items() if k not in quality.RECIPE_KEYS}
+    assert "two_branch" not in changed and params["models"]["two_branch"] == demo["two_branch"]
+    assert "defakehop" not in changed
