@@ -4,7 +4,8 @@ caches' kernels give the same bytes whatever instruction sets the machine has.
 One slice of every expensive cache runs in subprocesses that import ``stages/common.py`` first,
 as every stage does: demo rendering (an upscaled LFW face: OpenCV resize/GaussianBlur, IPP),
 x264 encoding, face alignment (dlib + warpAffine), numpy transcendental functions and BLAS
-(Saab), an MST++ forward (torch: ATen, oneDNN, MKL). The run on this machine's native features
+(Saab), an MST++ forward (torch: ATen, oneDNN, MKL), dlib's face descriptor (face_embeddings),
+two training steps of the Lite0 frame CNN, and Xception and two-branch forwards. The run on this machine's native features
 must equal a run that emulates an AVX2-only machine; on an AVX-512 machine the same slice
 without the pin must differ (so the slice does exercise the dispatch the pin fixes).
 """
@@ -57,6 +58,31 @@ torch.manual_seed(0)
 net = mst.build("smsa").eval()
 with torch.no_grad():
     out["mst"] = h(net(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))).numpy())
+# the stages added after the first slice: face embeddings (dlib), a frame-CNN training step
+# (the exact-ImageNet Lite0 stand-in, AdamW), Xception and the two-branch network (DenseNet-121
+# + Deep LoG + BiLSTM) forwards
+from dfdetect.faceid.embed import crop_landmarks, dlib_descriptor
+face, _ = align_face(clip.frames[0], clip.landmarks[0], 150, 0.25)
+out["dlib_descriptor"] = h(dlib_descriptor(face, crop_landmarks(clip.landmarks[0], 150, 0.25)))
+from dfdetect.nn.train import deterministic
+from dfdetect.nn.weights import create_model
+from dfdetect.nn import two_branch
+g = torch.Generator().manual_seed(2)
+with deterministic(0, num_threads=1):
+    cnn, _ = create_model("efficientnet_lite0", "imagenet", hub=False, seed=0)
+    opt = torch.optim.AdamW(cnn.parameters(), lr=1e-3)
+    x, y = torch.rand(2, 3, 64, 64, generator=g), torch.tensor([0.0, 1.0])
+    for _ in range(2):    # the head starts at zero: the backbone gets gradients from step 2
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(cnn(x)[:, 0], y).backward()
+        opt.step()
+    out["cnn_train_steps"] = h(torch.cat([q.detach().flatten() for q in cnn.parameters()]).numpy())
+    xc, _ = create_model("legacy_xception", "none", hub=False, seed=0)
+    with torch.no_grad():
+        out["xception"] = h(xc.eval()(torch.rand(1, 3, 71, 71, generator=g)).numpy())
+    tb, _ = two_branch.build({"hub": False}, "none", seed=0)
+    with torch.no_grad():
+        out["two_branch"] = h(tb.eval().embed(torch.rand(1, 2, 3, 32, 32, generator=g)).numpy())
 from dfdetect import determinism
 out["_describe"] = determinism.describe()
 print(json.dumps(out))
@@ -120,7 +146,7 @@ def test_expensive_cache_slice_is_identical_across_isa_levels():
         described = unpinned.pop("_describe")
         assert not described["pinned"]
         differ = sorted(k for k in native if unpinned[k] != native[k])
-        assert {"numpy_math", "blas", "mst", "lfw_face"} <= set(differ), differ
+        assert {"numpy_math", "blas", "mst", "lfw_face", "cnn_train_steps", "two_branch"} <= set(differ), differ
 
 
 def test_cpu_env_merges_and_respects_the_switch():
