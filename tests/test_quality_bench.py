@@ -127,3 +127,56 @@ def test_recipe_training_lifts_the_demo_caps_only(quality):
         {k: v for k, v in demo["efficientnet_b0"].items() if k not in quality.RECIPE_KEYS}
     assert "two_branch" not in changed and params["models"]["two_branch"] == demo["two_branch"]
     assert "defakehop" not in changed
+
+
+def _blur_store(root: Path, videos: list[tuple[str, str, bool]]) -> None:
+    """A faces store and manifest: one video per (label, split, blurred) of noise faces, one
+    identity per video; blurred faces are a Gaussian blur of the same kind of noise."""
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    from dfdetect.store import ShardWriter
+
+    rng = np.random.default_rng(0)
+    rows = []
+    (root / "data" / "faces").mkdir(parents=True)
+    with ShardWriter(root / "data" / "faces" / "shard-0.h5") as w:
+        for i, (label, split, blurred) in enumerate(videos):
+            faces = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+            if blurred:
+                faces = np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in faces])
+            vid = f"{label}/{split}-{i}.mp4"
+            w.add_video(vid, [0, 5], face=faces)
+            rows.append({"video_id": vid, "label": label, "split": split, "identity": f"id{i % 4}"})
+    pd.DataFrame(rows).to_csv(root / "data" / "manifest.csv", index=False)
+
+
+def test_laplacian_variance_falls_with_blur():
+    import cv2
+    import numpy as np
+
+    from dfdetect.faces.sharpness import laplacian_variance
+
+    face = np.random.default_rng(1).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    sharp, soft = laplacian_variance(face), laplacian_variance(cv2.GaussianBlur(face, (0, 0), 2.0))
+    assert sharp > 10 * soft > 0
+    assert laplacian_variance(np.full((50, 40, 3), 128, np.uint8)) == 0.0
+    with pytest.raises(ValueError, match="RGB face"):
+        laplacian_variance(np.zeros((32, 32), np.uint8))
+
+
+def test_blur_cue_reads_each_split_and_points_the_way_the_data_does(quality, tmp_path):
+    # train: the fakes are the sharp ones (the cue points the wrong way: AUC 0);
+    # test: the fakes are the blurred ones (AUC 1)
+    videos = [("fake", "train", False), ("real", "train", True)] * 4 + \
+             [("fake", "test", True), ("real", "test", False)] * 4
+    _blur_store(tmp_path, videos)
+    cue = quality.blur_cue(tmp_path, {}, draws=50, seed=0)
+    assert set(cue) == {"train", "test"}
+    assert cue["train"]["auc"] == 0.0 and cue["test"]["auc"] == 1.0
+    assert (cue["test"]["n_pos"], cue["test"]["n_neg"], cue["test"]["n_identities"]) == (4, 4, 4)
+    assert cue["test"]["median_sharpness"]["real"] > cue["test"]["median_sharpness"]["fake"]
+    assert len(cue["test"]["auc_ci"]) == 2
+    text = quality.tables({"in_domain": {"detectors": {}, "sets": {}, "preprocess_s": 1.0}, "blur_cue": cue})
+    assert "(e) reference" in text and "| test | 1.000 [" in text and "| train | 0.000 [" in text

@@ -1,0 +1,45 @@
+"""Face sharpness, a cue that needs no training: the variance of the Laplacian of the aligned
+face in grey, at the frame CNNs' input size.
+
+It is a reference, not a detector of the registry. A swap or a talking-head generator renders
+the face through a network at its own resolution, so real deepfakes often come out smoother
+than the footage they replace; a training set whose fakes are not smoother than its reals
+teaches nothing of that. ``benchmarks/quality.py`` prints the AUC this cue alone gets on each
+set ("blurrier = fake"), beside the trained detectors, so a trained detector's AUC can be read
+against what a trivial image statistic gets on the same videos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..store import Store
+
+
+def laplacian_variance(face: np.ndarray, size: int = 128) -> float:
+    """Variance of the 3 x 3 Laplacian of ``face`` (uint8 RGB, any size) resized to ``size``
+    (area interpolation) and converted to grey."""
+    import cv2  # noqa: PLC0415
+
+    face = np.ascontiguousarray(face)
+    if face.ndim != 3 or face.shape[2] != 3 or face.shape[0] < 3 or face.shape[1] < 3:
+        raise ValueError(f"expected an RGB face (h, w, 3), got shape {face.shape}")
+    small = cv2.resize(face, (int(size), int(size)), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(cv2.Laplacian(grey, cv2.CV_32F, ksize=1).var())
+
+
+def video_sharpness(faces_dir: str | Path, field: str = "face", size: int = 128):
+    """One row per video of the face store ``faces_dir``: ``video_id``, ``sharpness`` (mean
+    :func:`laplacian_variance` of its faces) and ``faces`` (how many)."""
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+    store = Store(faces_dir)
+    for vid in store.videos():
+        faces = store.read(vid, field)
+        if len(faces):
+            rows.append((vid, float(np.mean([laplacian_variance(f, size) for f in faces])), len(faces)))
+    return pd.DataFrame(rows, columns=["video_id", "sharpness", "faces"])
