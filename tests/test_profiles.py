@@ -57,3 +57,18 @@ def test_flags_survive_word_splitting_and_round_trip(capsys):
 def test_missing_params_file_exits_2(tmp_path, capsys):
     assert profiles.main(["full", "--params", str(tmp_path / "nope.yaml")]) == 2
     assert "no such params file" in capsys.readouterr().err
+
+
+def test_dvc_s_flags_give_the_profile(tmp_path):
+    """The README's `dvc exp run $(python -m dfdetect.profiles full)`: DVC's own -S parser and
+    params writer, on a copy of params.yaml, give exactly the profile."""
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    demo = _committed()
+    flags = profiles.dvc_flags(profiles.full_overrides(demo))
+    for file, overrides in to_path_overrides([f"{path}:{f}" for f in flags[1::2]]).items():
+        apply_overrides(file, overrides)
+    assert yaml.safe_load(path.read_text()) == profiles.apply(copy.deepcopy(demo), profiles.full_overrides(demo))
