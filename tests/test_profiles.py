@@ -72,3 +72,10 @@ def test_dvc_s_flags_give_the_profile(tmp_path):
     for file, overrides in to_path_overrides([f"{path}:{f}" for f in flags[1::2]]).items():
         apply_overrides(file, overrides)
     assert yaml.safe_load(path.read_text()) == profiles.apply(copy.deepcopy(demo), profiles.full_overrides(demo))
+
+
+def test_console_script_front(capsys):
+    from dfdetect.cli import main
+
+    assert main(["profile", "full", "--params", str(REPO / "params.yaml")]) == 0
+    assert "-S models.resnet50.image_size=224" in capsys.readouterr().out

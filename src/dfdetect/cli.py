@@ -1,12 +1,16 @@
 """The ``dfdetect`` console script (``[project.scripts]`` in pyproject.toml).
 
     dfdetect predict PATH... [--models models/] [--out DIR] [--detectors a,b]
+    dfdetect profile full [--params params.yaml]
 
 ``predict`` scores video files or folders with every trained detector of ``--models`` (or
 those of ``--detectors``), with the DAG's own preprocessing and the params of
 ``--params`` (default: ``params.yaml`` next to the models folder); see
 :mod:`dfdetect.predict.run`. Exit status 0 when at least one video was scored, 1 when none
 was, 2 on a bad argument or when no detector can be used.
+
+``profile full`` prints the full-size params profile as ``dvc exp run -S`` flags
+(:mod:`dfdetect.profiles`): ``dvc exp run $(dfdetect profile full) -S ingest.layout=ffpp ...``.
 """
 
 from __future__ import annotations
@@ -65,7 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fusion", action="store_true", help="skip the audio-video fusion")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_predict)
+    q = sub.add_parser("profile", help="print a params profile as dvc exp run -S flags",
+                       description=profiles_doc(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("profile", choices=("full",))
+    q.add_argument("--params", default="params.yaml", help="the params file the flags apply to")
+    q.set_defaults(func=_profile)
     return parser
+
+
+def profiles_doc() -> str:
+    from . import profiles  # noqa: PLC0415
+
+    return profiles.__doc__ or ""
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from . import profiles  # noqa: PLC0415
+
+    return profiles.main([args.profile, "--params", args.params])
 
 
 def main(argv: list[str] | None = None) -> int:

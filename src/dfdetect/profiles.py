@@ -6,7 +6,10 @@ code defaults (README "Training recipes"). Pointing the pipeline at FaceForensic
 profile would train every detector for 3 epochs on 256 frames, so this module gives the
 full-size profile as ``dvc exp run -S`` flags, to be put in front of a dataset's own flags:
 
-    dvc exp run $(python -m dfdetect.profiles full) -S ingest.layout=ffpp -S ingest.root=/data/ffpp
+    dvc exp run $(dfdetect profile full) -S ingest.layout=ffpp -S ingest.root=/data/ffpp
+
+(``dfdetect profile`` is the console script's front for :func:`main`; ``python -m
+dfdetect.profiles full`` is the same.)
 
 The flags change nothing in ``params.yaml`` itself (an experiment records them). ``full`` is:
 
@@ -114,14 +117,14 @@ def dvc_flags(overrides: Mapping[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dfdetect.profiles", description=__doc__,
+    ap = argparse.ArgumentParser(prog="dfdetect profile", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("profile", choices=PROFILES)
     ap.add_argument("--params", default="params.yaml", help="the params file the flags apply to")
     args = ap.parse_args(argv)
     path = Path(args.params)
     if not path.is_file():
-        print(f"python -m dfdetect.profiles: {path}: no such params file", file=sys.stderr)
+        print(f"dfdetect profile: {path}: no such params file", file=sys.stderr)
         return 2
     params = yaml.safe_load(path.read_text()) or {}
     print(" ".join(dvc_flags(full_overrides(params))))
