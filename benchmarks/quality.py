@@ -303,13 +303,13 @@ def _video(path: Path) -> dict:
 
 def blur_cue(run: Path, sets: dict, draws: int, seed: int) -> dict:
     """(e): the AUC of "blurrier = fake" (score = minus the mean Laplacian variance of a video's
-    128 px faces, :mod:`dfdetect.faces.sharpness`; nothing trained) on the demo's train and test
+    128 px faces, :mod:`dfdetect.cues`; nothing trained) on the demo's train and test
     splits and on each (c) set, with the identity-bootstrap interval of ``evaluate``. Read the
     detectors' AUCs against it: a set where this cue is far from 0.5 has fakes that differ from
     its reals in sharpness alone; a train split where it points the other way teaches the
     opposite of that set's cue."""
     from dfdetect.data.manifest import read_manifest  # noqa: PLC0415
-    from dfdetect.faces.sharpness import video_sharpness  # noqa: PLC0415
+    from dfdetect.cues import video_sharpness  # noqa: PLC0415
     from dfdetect.metrics import level_metrics  # noqa: PLC0415
 
     out = {}

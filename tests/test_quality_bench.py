@@ -156,7 +156,7 @@ def test_laplacian_variance_falls_with_blur():
     import cv2
     import numpy as np
 
-    from dfdetect.faces.sharpness import laplacian_variance
+    from dfdetect.cues import laplacian_variance
 
     face = np.random.default_rng(1).integers(0, 256, (96, 96, 3), dtype=np.uint8)
     sharp, soft = laplacian_variance(face), laplacian_variance(cv2.GaussianBlur(face, (0, 0), 2.0))

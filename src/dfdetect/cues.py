@@ -1,5 +1,5 @@
-"""Face sharpness, a cue that needs no training: the variance of the Laplacian of the aligned
-face in grey, at the frame CNNs' input size.
+"""Cues that need no training, read beside the detectors. Face sharpness: the variance of the
+Laplacian of the aligned face in grey, at the frame CNNs' input size.
 
 It is a reference, not a detector of the registry. A swap or a talking-head generator renders
 the face through a network at its own resolution, so real deepfakes often come out smoother
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import Store
+from .store import Store
 
 
 def laplacian_variance(face: np.ndarray, size: int = 128) -> float:
