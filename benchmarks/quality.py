@@ -310,7 +310,7 @@ def blur_cue(run: Path, sets: dict, draws: int, seed: int) -> dict:
     opposite of that set's cue."""
     from dfdetect.data.manifest import read_manifest  # noqa: PLC0415
     from dfdetect.cues import video_sharpness  # noqa: PLC0415
-    from dfdetect.metrics import level_metrics  # noqa: PLC0415
+    from dfdetect.metrics import _groups_of, level_metrics  # noqa: PLC0415
 
     out = {}
     parts = [("train", "data/faces", "data/manifest.csv", "train"),
@@ -327,8 +327,9 @@ def blur_cue(run: Path, sets: dict, draws: int, seed: int) -> dict:
         if d.empty:
             out[name] = None
             continue
+        groups, _ = _groups_of(m, d["video_id"])   # evaluate's groups: identity, else the video
         v = level_metrics((d["label"] == "fake").astype(int).to_numpy(), -d["sharpness"].to_numpy(),
-                          d["identity"].to_numpy(), d["video_id"].to_numpy(), bootstrap=draws, seed=seed)
+                          groups, d["video_id"].to_numpy(), bootstrap=draws, seed=seed)
         out[name] = {"auc": v.get("auc"), "auc_ci": v.get("auc_ci"), "n": v.get("n_videos"),
                      "n_identities": v.get("n_identities"), "n_pos": v.get("n_pos"), "n_neg": v.get("n_neg"),
                      "median_sharpness": {lab: float(g.median()) for lab, g in d.groupby("label")["sharpness"]}}

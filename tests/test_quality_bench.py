@@ -180,3 +180,14 @@ def test_blur_cue_reads_each_split_and_points_the_way_the_data_does(quality, tmp
     assert len(cue["test"]["auc_ci"]) == 2
     text = quality.tables({"in_domain": {"detectors": {}, "sets": {}, "preprocess_s": 1.0}, "blur_cue": cue})
     assert "(e) reference" in text and "| test | 1.000 [" in text and "| train | 0.000 [" in text
+
+
+def test_blur_cue_groups_videos_without_identity_on_their_own(quality, tmp_path):
+    import pandas as pd
+
+    _blur_store(tmp_path, [("fake", "test", True), ("real", "test", False)] * 3)
+    m = pd.read_csv(tmp_path / "data" / "manifest.csv")
+    m["identity"] = ""                                   # a set whose layout gives no identity
+    m.to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    cue = quality.blur_cue(tmp_path, {}, draws=50, seed=0)
+    assert cue["test"]["n_identities"] == 6 and cue["train"] is None
