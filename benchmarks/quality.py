@@ -2,6 +2,7 @@
 
     DFDETECT_MEDIA=../shared/media python benchmarks/quality.py [--max-sources 6]
         [--detectors resnet50 defakehop] [--profile demo|full] [--training demo|recipe]
+        [--methods faceswap reenact decoder]
         [--workdir DIR] [--max-pairs N]
         [--set models.resnet50.epochs=5 ...]
 
@@ -29,7 +30,8 @@ draws, seeded). Printed: the three tables and the wall time of each run's shared
 preprocessing and of each detector's train + evaluate. ``--profile demo`` (default: one
 quality, 2 clips of 2 s per person, 8 frames per video) fits a small run on 2 cores;
 ``--profile full`` is the full-size setting (c23 + c40, 4 clips, 32 frames per video).
-``--training`` picks the models' training length: ``demo`` (default) trains with params.yaml's
+``--methods`` picks make_demo's fake methods that (a) and (d) train on (default faceswap +
+reenact; (b) needs exactly those two). ``--training`` picks the models' training length: ``demo`` (default) trains with params.yaml's
 sections (DEMO PROFILE caps: 3 epochs, 256 frames), ``recipe`` with each detector's code
 defaults for epochs, patience and frame caps (README "Training recipes"; image sizes unchanged).
 Results also go to ``<workdir>/quality.json``; with ``--workdir`` the copies are kept and a rerun
@@ -65,6 +67,7 @@ PROFILES = {
              "sample_frames": {"num_frames": 32}},
 }
 METHODS = ("faceswap", "reenact")
+DEMO_METHODS = ("faceswap", "reenact", "decoder", "sbi")      # make_demo's methods
 SCENARIOS = ("in_domain", "lomo", "sbi")
 # params.yaml's DEMO PROFILE caps that --training recipe sets back to the code defaults
 RECIPE_KEYS = ("epochs", "patience", "max_train_frames", "max_val_frames")
@@ -356,7 +359,8 @@ def tables(results: dict) -> str:
     a, b, c = results.get("in_domain"), results.get("faceswap_to_reenact"), results.get("reenact_to_faceswap")
     dets = list((a or b or c or {}).get("detectors", {}))
     if a:
-        lines += ["(a) in-domain: trained on faceswap + reenact, test split of the real-media demo",
+        methods = " + ".join((results.get("settings") or {}).get("methods") or METHODS)
+        lines += [f"(a) in-domain: trained on {methods}, test split of the real-media demo",
                   "| detector | video AUC [95 % CI] | fakes+reals / identities | wall s (train + evaluate) |",
                   "| --- | --- | --- | --- |"]
         for d in dets:
@@ -437,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detectors", nargs="+", default=None,
                     help="video detectors (default: every registered one with a models.<name> section)")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="demo")
+    ap.add_argument("--methods", nargs="+", choices=DEMO_METHODS, default=list(METHODS),
+                    help="make_demo's fake methods trained on in (a) and (d) (default: faceswap reenact; "
+                         "(b) needs exactly those two)")
     ap.add_argument("--training", choices=("demo", "recipe"), default="demo",
                     help="demo: the models' params.yaml sections (DEMO PROFILE: 3 epochs, 256 frames); "
                          "recipe: their code defaults for epochs, patience and frame caps (README "
@@ -466,6 +473,9 @@ def _main(args) -> int:
         raise BenchError("set DFDETECT_MEDIA (or --media) to the shared media folder")
     if args.max_sources < 0 or args.max_pairs < 0:
         raise BenchError("--max-sources and --max-pairs must be >= 0")
+    if "lomo" in args.scenarios and sorted(args.methods) != sorted(METHODS):
+        raise BenchError(f"--scenarios lomo trains on one of {' and '.join(METHODS)} and tests on the "
+                         f"other: it needs --methods {' '.join(METHODS)}")
     if shutil.which("ffmpeg") is None:
         raise BenchError("ffmpeg is not installed (make doctor)")
     media = Path(args.media).resolve()
@@ -493,17 +503,18 @@ def _main(args) -> int:
     src_root = media / "videos"
     md = params["make_demo"]
     md.update({"source": "data/media_source", "max_sources": 0, "identity_from": "file",
-               "identity_regex": MEAD_REGEX, "methods": list(METHODS)})
+               "identity_regex": MEAD_REGEX, "methods": list(args.methods)})
     results: dict = {"settings": {"profile": args.profile, "max_sources": args.max_sources,
                                   "sources": [p.relative_to(src_root).as_posix() for p in picked],
                                   "excluded": [p.relative_to(src_root).as_posix() for p in excluded],
                                   "detectors": list(dets), "overrides": args.overrides,
                                   "training": args.training, "recipe": recipe,
+                                  "methods": list(args.methods),
                                   "max_pairs": args.max_pairs}}
     t_all = time.perf_counter()
     runs = []
     if "in_domain" in args.scenarios:
-        runs.append(("in_domain", list(METHODS), None))
+        runs.append(("in_domain", list(args.methods), None))
     if "lomo" in args.scenarios:
         runs += [("faceswap_to_reenact", ["faceswap"], "reenact"), ("reenact_to_faceswap", ["reenact"], "faceswap")]
     runs = [(n, m, h, dets, None) for n, m, h in runs]
@@ -511,7 +522,7 @@ def _main(args) -> int:
         capable = sbi_detectors(dets)
         if not capable:
             raise BenchError(f"--scenarios sbi: none of {', '.join(dets)} takes synthetic_fakes")
-        runs += [(n, list(METHODS), None, capable, mode) for n, mode in SBI_ARMS.items()]
+        runs += [(n, list(args.methods), None, capable, mode) for n, mode in SBI_ARMS.items()]
     for name, train_methods, held_out, run_dets, sbi_mode in runs:
         run = work / name
         p = json.loads(json.dumps(params))

@@ -191,3 +191,9 @@ def test_blur_cue_groups_videos_without_identity_on_their_own(quality, tmp_path)
     m.to_csv(tmp_path / "data" / "manifest.csv", index=False)
     cue = quality.blur_cue(tmp_path, {}, draws=50, seed=0)
     assert cue["test"]["n_identities"] == 6 and cue["train"] is None
+
+
+def test_lomo_needs_the_two_default_methods(quality, tmp_path, capsys):
+    assert quality.main(["--media", str(tmp_path), "--methods", "faceswap", "decoder",
+                         "--scenarios", "lomo"]) == 2
+    assert "needs --methods faceswap reenact" in capsys.readouterr().err
