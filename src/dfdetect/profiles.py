@@ -34,6 +34,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from .config import _lookup
+
 # keys of a models section that are the machine's or the user's choice, not the profile's
 KEEP = frozenset({"num_threads", "nthread", "threads", "device", "num_workers", "hub", "pretrained",
                   "standin"})
@@ -65,18 +67,6 @@ def _differences(section: Mapping, defaults: Mapping, prefix: str) -> dict[str, 
     return out
 
 
-_MISSING = object()
-
-
-def _get(params: Mapping, dotted: str) -> Any:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
 def full_overrides(params: Mapping) -> dict[str, Any]:
     """Dotted key -> value that turn ``params`` (a parsed params.yaml) into the full profile."""
     from .detectors.base import registry  # noqa: PLC0415
@@ -89,10 +79,10 @@ def full_overrides(params: Mapping) -> dict[str, Any]:
             out.update(_differences(section, dict(cls.defaults or {}), f"models.{name}"))
     for dotted, value in FULL.items():
         parts = dotted.split(".")
-        if parts[0] == "models" and _get(params, ".".join(parts[:2])) is _MISSING:
+        if parts[0] == "models" and _lookup(params, ".".join(parts[:2])) is None:
             continue                       # a detector this params.yaml does not train
         out[dotted] = value
-    return {k: v for k, v in out.items() if _get(params, k) != v}
+    return {k: v for k, v in out.items() if _lookup(params, k) != v}
 
 
 def apply(params: dict, overrides: Mapping[str, Any]) -> dict:
