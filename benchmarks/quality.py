@@ -67,7 +67,6 @@ PROFILES = {
              "sample_frames": {"num_frames": 32}},
 }
 METHODS = ("faceswap", "reenact")
-DEMO_METHODS = ("faceswap", "reenact", "decoder", "sbi")      # make_demo's methods
 SCENARIOS = ("in_domain", "lomo", "sbi")
 # params.yaml's DEMO PROFILE caps that --training recipe sets back to the code defaults
 RECIPE_KEYS = ("epochs", "patience", "max_train_frames", "max_val_frames")
@@ -180,12 +179,13 @@ def recipe_training(params: dict, dets) -> dict[str, dict]:
     DEMO PROFILE) replaced by its code defaults, the recipe (README "Training recipes"): for the
     frame CNNs 40 epochs with early stopping after 5 on val AUC and every frame. Image sizes are
     left as they are (CPU cost; ``--set`` them). Returns what was changed, per detector."""
+    from dfdetect.profiles import code_default_overrides  # noqa: PLC0415
+
     changed: dict[str, dict] = {}
     for name in dets:
         section = params.setdefault("models", {}).setdefault(name, get_defaults(name))
-        defaults = get_defaults(name)
-        diff = {k: defaults[k] for k in RECIPE_KEYS
-                if k in defaults and section.get(k, defaults[k]) != defaults[k]}
+        diff = {k: v for k, v in code_default_overrides(section, get_defaults(name)).items()
+                if k in RECIPE_KEYS}
         section.update(diff)
         if diff:
             changed[name] = diff
@@ -193,13 +193,12 @@ def recipe_training(params: dict, dets) -> dict[str, dict]:
 
 
 def _set_key(params: dict, dotted: str, value) -> None:
-    keys = dotted.split(".")
-    cur = params
-    for k in keys[:-1]:
-        cur = cur.setdefault(k, {})
-        if not isinstance(cur, dict):
-            raise BenchError(f"--set {dotted}: {k} is not a section")
-    cur[keys[-1]] = value
+    from dfdetect.profiles import apply  # noqa: PLC0415
+
+    try:
+        apply(params, {dotted: value})
+    except ValueError as err:
+        raise BenchError(f"--set {err}") from None
 
 
 def _deep_update(dst: dict, src: dict) -> None:
@@ -441,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detectors", nargs="+", default=None,
                     help="video detectors (default: every registered one with a models.<name> section)")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="demo")
+    from dfdetect.data.demo.build import METHODS as DEMO_METHODS  # noqa: PLC0415
+
     ap.add_argument("--methods", nargs="+", choices=DEMO_METHODS, default=list(METHODS),
                     help="make_demo's fake methods trained on in (a) and (d) (default: faceswap reenact; "
                          "(b) needs exactly those two)")

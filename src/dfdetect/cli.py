@@ -69,24 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fusion", action="store_true", help="skip the audio-video fusion")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_predict)
+    from . import profiles  # noqa: PLC0415  (yaml and config only)
+
     q = sub.add_parser("profile", help="print a params profile as dvc exp run -S flags",
-                       description=profiles_doc(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    q.add_argument("profile", choices=("full",))
+                       description=profiles.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("profile", choices=profiles.PROFILES)
     q.add_argument("--params", default="params.yaml", help="the params file the flags apply to")
-    q.set_defaults(func=_profile)
+    q.set_defaults(func=lambda args: profiles.print_flags(args.profile, args.params))
     return parser
-
-
-def profiles_doc() -> str:
-    from . import profiles  # noqa: PLC0415
-
-    return profiles.__doc__ or ""
-
-
-def _profile(args: argparse.Namespace) -> int:
-    from . import profiles  # noqa: PLC0415
-
-    return profiles.main([args.profile, "--params", args.params])
 
 
 def main(argv: list[str] | None = None) -> int:

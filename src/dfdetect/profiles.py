@@ -26,7 +26,6 @@ Only keys present in ``params.yaml`` are printed (an absent key already takes it
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -54,16 +53,20 @@ FULL: dict[str, Any] = {
 PROFILES = ("full",)
 
 
-def _differences(section: Mapping, defaults: Mapping, prefix: str) -> dict[str, Any]:
+def code_default_overrides(section: Mapping, defaults: Mapping, prefix: str = "") -> dict[str, Any]:
+    """Dotted key (under ``prefix``) -> code default, for every key of ``section`` (recursing into
+    nested sections) whose value differs from ``defaults``; :data:`KEEP` keys and keys the
+    defaults lack are left out."""
     out: dict[str, Any] = {}
     for key, value in section.items():
         if key in KEEP or key not in defaults:
             continue
         default = defaults[key]
+        name = f"{prefix}.{key}" if prefix else key
         if isinstance(value, Mapping) and isinstance(default, Mapping):
-            out.update(_differences(value, default, f"{prefix}.{key}"))
+            out.update(code_default_overrides(value, default, name))
         elif value != default:
-            out[f"{prefix}.{key}"] = default
+            out[name] = default
     return out
 
 
@@ -76,7 +79,7 @@ def full_overrides(params: Mapping) -> dict[str, Any]:
     for name, section in (params.get("models") or {}).items():
         cls = reg.get(name)
         if cls is not None and isinstance(section, Mapping):
-            out.update(_differences(section, dict(cls.defaults or {}), f"models.{name}"))
+            out.update(code_default_overrides(section, dict(cls.defaults or {}), f"models.{name}"))
     for dotted, value in FULL.items():
         parts = dotted.split(".")
         if parts[0] == "models" and _lookup(params, ".".join(parts[:2])) is None:
@@ -86,12 +89,15 @@ def full_overrides(params: Mapping) -> dict[str, Any]:
 
 
 def apply(params: dict, overrides: Mapping[str, Any]) -> dict:
-    """``params`` with each dotted key set (as ``dvc exp run -S`` does); changes it in place."""
+    """``params`` with each dotted key set (as ``dvc exp run -S`` does); changes it in place.
+    ValueError when a key's parent is a value, not a section."""
     for dotted, value in overrides.items():
         node = params
         *parents, last = dotted.split(".")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{dotted}: {part} is not a section")
         node[last] = value
     return params
 
@@ -106,19 +112,23 @@ def dvc_flags(overrides: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="dfdetect profile", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("profile", choices=PROFILES)
-    ap.add_argument("--params", default="params.yaml", help="the params file the flags apply to")
-    args = ap.parse_args(argv)
-    path = Path(args.params)
+def print_flags(profile: str, params_path: str | Path = "params.yaml") -> int:
+    """Print ``profile``'s flags (one of :data:`PROFILES`, which the parser checks) for the params
+    file; exit status 0, or 2 without the file."""
+    path = Path(params_path)
     if not path.is_file():
         print(f"dfdetect profile: {path}: no such params file", file=sys.stderr)
         return 2
     params = yaml.safe_load(path.read_text()) or {}
     print(" ".join(dvc_flags(full_overrides(params))))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dfdetect.profiles ARGS`` = ``dfdetect profile ARGS`` (the console script's parser)."""
+    from .cli import main as cli_main  # noqa: PLC0415
+
+    return cli_main(["profile", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
