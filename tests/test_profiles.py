@@ -79,3 +79,13 @@ def test_console_script_front(capsys):
 
     assert main(["profile", "full", "--params", str(REPO / "params.yaml")]) == 0
     assert "-S models.resnet50.image_size=224" in capsys.readouterr().out
+
+
+def test_machine_choices_are_kept_where_they_differ_from_the_code():
+    """defakehop's ``nthread`` (2 in params.yaml, 1 in the code) is the machine's choice: the full
+    profile must not reset it; nor the offline weight stand-ins."""
+    demo = _committed()
+    assert demo["models"]["defakehop"]["nthread"] != get("defakehop").defaults["nthread"]
+    over = profiles.full_overrides(demo)
+    assert not [k for k in over if k.rsplit(".", 1)[-1] in profiles.KEEP], over
+    assert "models.defakehop.nthread" not in over

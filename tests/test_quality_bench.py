@@ -197,3 +197,13 @@ def test_lomo_needs_the_two_default_methods(quality, tmp_path, capsys):
     assert quality.main(["--media", str(tmp_path), "--methods", "faceswap", "decoder",
                          "--scenarios", "lomo"]) == 2
     assert "needs --methods faceswap reenact" in capsys.readouterr().err
+
+
+def test_laplacian_variance_measures_edges_not_contrast():
+    import numpy as np
+
+    from dfdetect.cues import laplacian_variance
+
+    ramp = np.repeat(np.linspace(0, 255, 128)[None, :, None], 128, axis=0).repeat(3, axis=2).astype(np.uint8)
+    assert ramp.std() > 50                                   # full contrast ...
+    assert laplacian_variance(ramp) < 1.0                     # ... and no edges: near zero
