@@ -25,7 +25,10 @@ export PYTHONHASHSEED := 0
 
 .PHONY: demo test install apt doctor bench dag clean-venv
 
+# independent stages side by side (dfdetect repro: DVC's own parallel arms; per-stage logs in
+# .dvc/tmp/repro-logs), then plain dvc repro, which must find every stage up to date
 demo: install
+	$(BIN)/dfdetect repro
 	$(BIN)/dvc repro
 	@echo
 	@echo "Leaderboard: metrics/leaderboard.md (also .csv); plots: dvc plots show"

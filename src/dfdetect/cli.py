@@ -2,12 +2,16 @@
 
     dfdetect predict PATH... [--models models/] [--out DIR] [--detectors a,b]
     dfdetect profile full [--params params.yaml]
+    dfdetect repro [STAGE...] [--jobs N]
 
 ``predict`` scores video files or folders with every trained detector of ``--models`` (or
 those of ``--detectors``), with the DAG's own preprocessing and the params of
 ``--params`` (default: ``params.yaml`` next to the models folder); see
 :mod:`dfdetect.predict.run`. Exit status 0 when at least one video was scored, 1 when none
 was, 2 on a bad argument or when no detector can be used.
+
+``repro`` is ``dvc repro`` with independent stages run side by side, at most ``--jobs`` at a
+time (:mod:`dfdetect.repro`); exit status 1 when a stage failed, 2 on a bad argument.
 
 ``profile full`` prints the full-size params profile as ``dvc exp run -S`` flags
 (:mod:`dfdetect.profiles`): ``dvc exp run $(dfdetect profile full) -S ingest.layout=ffpp ...``.
@@ -76,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("profile", choices=profiles.PROFILES)
     q.add_argument("--params", default="params.yaml", help="the params file the flags apply to")
     q.set_defaults(func=lambda args: profiles.print_flags(args.profile, args.params))
+    from . import repro  # noqa: PLC0415  (stdlib only until it runs)
+
+    r = sub.add_parser("repro", help="dvc repro with independent stages run side by side",
+                       description=repro.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
+    r.add_argument("-j", "--jobs", type=int, default=0,
+                   help="stages at a time (default: the cores, at most 4)")
+    r.add_argument("--cwd", default=".", help="the DVC project (default: here)")
+    r.add_argument("--logs", default="", help="folder of the per-stage logs (default: .dvc/tmp/repro-logs)")
+    r.set_defaults(func=repro.main)
     return parser
 
 
