@@ -1,0 +1,178 @@
+"""Which kernels give this machine's bytes: per-component hashes, compared with other machines.
+
+    python benchmarks/determinism_fingerprint.py                 # compare with the recorded machines
+    python benchmarks/determinism_fingerprint.py --record LABEL  # add this machine to the record
+    python benchmarks/determinism_fingerprint.py --json          # the hashes only (tests/test_determinism.py)
+
+One small slice of every expensive cache, computed after ``stages/common.py`` has pinned the CPU
+dispatch (as in every stage): demo rendering (an upscaled LFW face: OpenCV resize/GaussianBlur),
+x264, face alignment (warpAffine), MTCNN (align_faces' fallback detector: torch convolutions at
+one thread), numpy transcendental functions and BLAS (Saab), an MST++ forward (torch: ATen,
+oneDNN, MKL), dlib's face descriptor (face_embeddings), two training steps of the Lite0 frame
+CNN, and Xception and two-branch forwards. Whole-stage hashes say *that* two machines differ
+(``dvc.lock``); this says *which* library does.
+
+``benchmarks/fingerprints.json`` holds the hashes of the machines they were recorded on (CPU
+model, vendor, flags that matter). A component that differs from a recorded machine is a cache
+that teammates on those two machines would not share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = Path(__file__).resolve().parent / "fingerprints.json"
+# one thread everywhere: thread counts change float bytes (README "Determinism across machines"),
+# and the hashes must differ between machines only where their kernels do
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+sys.path.insert(0, str(ROOT / "stages"))
+import common  # noqa: E402,F401  (pins the CPU dispatch before numpy/cv2/torch are imported)
+
+FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile")
+
+
+def _h(a) -> str:
+    import numpy as np  # noqa: PLC0415
+
+    if isinstance(a, Path):
+        a = a.read_bytes()
+    return hashlib.md5(np.ascontiguousarray(a).tobytes() if isinstance(a, np.ndarray) else a).hexdigest()
+
+
+def compute() -> dict:
+    """The component hashes (and ``_describe``: what each library dispatched to)."""
+    import numpy as np  # noqa: PLC0415
+
+    from dfdetect.data.demo import encode, faces, motion  # noqa: PLC0415
+    from dfdetect.data.demo.build import _rng  # noqa: PLC0415
+
+    out: dict = {}
+    p = faces.lfw_face(1, 256)
+    out["lfw_face"] = _h(p.image)
+    clip = motion.render_portrait(p, _rng(7, "real:lfw-001/clip0"), 6, 25.0, 256, "clip0")
+    out["render"] = _h(clip.frames)
+    tmp = Path(tempfile.mkdtemp())
+    encode.encode_video(clip.frames, 25.0, "c23", tmp / "v.mp4")
+    out["x264"] = _h(tmp / "v.mp4")
+    from dfdetect.faces.align import align_face  # noqa: PLC0415
+
+    out["align"] = _h(np.stack([align_face(f, lm, 112, 0.3)[0]
+                                for f, lm in zip(clip.frames[:2], clip.landmarks[:2])]))
+    x = np.linspace(0.05, 20.0, 20001)
+    out["numpy_math"] = _h(np.stack([np.exp(-x), np.log(x), np.arctan(x), np.log1p(x), np.cbrt(x), x ** 1.3]))
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((400, 75))
+    out["blas"] = _h(np.linalg.eigh(a.T @ a)[1] @ a.T)
+    import torch  # noqa: PLC0415
+
+    from dfdetect.faces.detect import detect_mtcnn  # noqa: PLC0415
+    from dfdetect.spectral import mst  # noqa: PLC0415
+
+    found = detect_mtcnn(clip.frames[0])
+    out["mtcnn"] = _h(np.concatenate([np.concatenate([f.box.ravel(), f.points5.ravel(),
+                                                      np.float32([f.score])]) for f in found])
+                      if found else b"none")
+    torch.manual_seed(0)
+    net = mst.build("smsa").eval()
+    with torch.no_grad():
+        out["mst"] = _h(net(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))).numpy())
+    from dfdetect.faceid.embed import crop_landmarks, dlib_descriptor  # noqa: PLC0415
+    from dfdetect.nn import two_branch  # noqa: PLC0415
+    from dfdetect.nn.train import deterministic  # noqa: PLC0415
+    from dfdetect.nn.weights import create_model  # noqa: PLC0415
+
+    face, _ = align_face(clip.frames[0], clip.landmarks[0], 150, 0.25)
+    out["dlib_descriptor"] = _h(dlib_descriptor(face, crop_landmarks(clip.landmarks[0], 150, 0.25)))
+    g = torch.Generator().manual_seed(2)
+    with deterministic(0, num_threads=1):
+        cnn, _ = create_model("efficientnet_lite0", "imagenet", hub=False, seed=0)
+        opt = torch.optim.AdamW(cnn.parameters(), lr=1e-3)
+        xb, y = torch.rand(2, 3, 64, 64, generator=g), torch.tensor([0.0, 1.0])
+        for _ in range(2):    # the head starts at zero: the backbone gets gradients from step 2
+            opt.zero_grad()
+            torch.nn.functional.binary_cross_entropy_with_logits(cnn(xb)[:, 0], y).backward()
+            opt.step()
+        out["cnn_train_steps"] = _h(torch.cat([q.detach().flatten() for q in cnn.parameters()]).numpy())
+        xc, _ = create_model("legacy_xception", "none", hub=False, seed=0)
+        with torch.no_grad():
+            out["xception"] = _h(xc.eval()(torch.rand(1, 3, 71, 71, generator=g)).numpy())
+        tb, _ = two_branch.build({"hub": False}, "none", seed=0)
+        with torch.no_grad():
+            out["two_branch"] = _h(tb.eval().embed(torch.rand(1, 2, 3, 32, 32, generator=g)).numpy())
+    from dfdetect import determinism  # noqa: PLC0415
+
+    out["_describe"] = determinism.describe()
+    return out
+
+
+def machine() -> dict:
+    """CPU model, vendor and the instruction-set flags that decide dispatch."""
+    info = {"model": "", "vendor": "", "flags": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name" and not info["model"]:
+            info["model"] = value
+        elif key == "vendor_id" and not info["vendor"]:
+            info["vendor"] = value
+        elif key == "flags" and not info["flags"]:
+            have = set(value.split())
+            info["flags"] = [f for f in FLAGS if f in have]
+    return info
+
+
+def compare(here: dict, record: dict) -> list[str]:
+    """Table lines: each component, and for each recorded machine 'same' or 'DIFFERS'."""
+    names = sorted(record)
+    keys = [k for k in here if not k.startswith("_")]
+    lines = ["| component | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for k in keys:
+        cells = []
+        for n in names:
+            theirs = record[n]["hashes"].get(k)
+            cells.append("not recorded" if theirs is None else ("same" if theirs == here[k] else "DIFFERS"))
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print this machine's hashes as JSON, nothing else")
+    ap.add_argument("--record", default="", help="add (or replace) this machine under this label")
+    args = ap.parse_args(argv)
+    here = compute()
+    if args.json:
+        print(json.dumps(here))
+        return 0
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    me = machine()
+    print(f"this machine: {me['vendor']} {me['model']}, flags {' '.join(me['flags'])}; "
+          f"dispatch {json.dumps(here['_describe'])}")
+    if record:
+        print("\n".join(compare(here, record)))
+    if args.record:
+        record[args.record] = {"cpu": me, "date": datetime.date.today().isoformat(),
+                               "hashes": {k: v for k, v in here.items() if not k.startswith("_")},
+                               "describe": here["_describe"]}
+        tmp = RECORD.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        tmp.replace(RECORD)
+        print(f"recorded as {args.record!r} in {RECORD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
