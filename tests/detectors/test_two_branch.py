@@ -116,3 +116,26 @@ def test_offline_init_and_device_auto(monkeypatch):
     assert T.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert T.resolve_device("auto") == "cuda"
+
+
+def test_extra_metrics_reuses_the_scored_test_windows(fitted, data, monkeypatch):
+    """evaluate calls score(test) then extra_metrics: the windows are run through the network
+    once, and the distances are those a fresh pass gives."""
+    det, _ = fitted
+    det._last_windows = None
+    fresh = det.extra_metrics(data, None)               # nothing scored yet: computes its own
+    calls = []
+    real = type(det).window_outputs
+
+    def counting(self, d, items):
+        calls.append(len(items))
+        return real(self, d, items)
+
+    monkeypatch.setattr(type(det), "window_outputs", counting)
+    det.score(data, "test")
+    assert det.extra_metrics(data, None) == fresh
+    assert len(calls) == 1                              # score's pass only
+    det.score(data, "val")                              # the last windows are val's: not reused
+    assert det.extra_metrics(data, None) == fresh
+    assert len(calls) == 3
+    assert {"median_distance_real", "median_distance_fake"} <= set(fresh)

@@ -169,6 +169,7 @@ class TwoBranch(TorchDetector):
         self.model = None
         self._init: dict = {}
         self._fit: dict = {}
+        self._last_windows: tuple | None = None   # (data, split, dataset, outputs) of the last score()
 
     # ------------------------------------------------------------------ pieces
     def _build(self, pretrained: Any, seed: int):
@@ -274,6 +275,7 @@ class TwoBranch(TorchDetector):
         if len(items) == 0:
             return empty_scores()
         ds, out = self.window_outputs(data, items)
+        self._last_windows = (data, split, ds, out)     # extra_metrics reuses the test windows
         win_score = self.to_score(out)
         total = np.zeros(len(ds.items))
         count = np.zeros(len(ds.items))
@@ -292,10 +294,14 @@ class TwoBranch(TorchDetector):
         """Median distance to the centre of the real and fake test windows (hypersphere only)."""
         if self.params["loss"] != "hypersphere" or self.model is None:
             return {}
-        items = self._items(data, "test")
-        if len(items) == 0:
-            return {}
-        ds, d = self.window_outputs(data, items)
+        last = self._last_windows
+        if last is not None and last[0] is data and last[1] == "test":
+            ds, d = last[2], last[3]       # score(data, "test") just computed these windows
+        else:
+            items = self._items(data, "test")
+            if len(items) == 0:
+                return {}
+            ds, d = self.window_outputs(data, items)
         y = ds.labels
         med = (lambda a: float(np.median(a)) if len(a) else math.nan)
         return {"median_distance_real": med(d[y < 0.5]), "median_distance_fake": med(d[y > 0.5]),
