@@ -210,4 +210,9 @@ def main(args) -> int:
         print("dfdetect repro: every stage is up to date")
         return 0
     logs = Path(args.logs) if args.logs else root / ".dvc" / "tmp" / "repro-logs"
-    return run(the_plan, root=root, jobs=jobs, logs=logs)
+    try:
+        return run(the_plan, root=root, jobs=jobs, logs=logs)
+    except KeyboardInterrupt:   # the running stages got the signal too; DVC stopped them
+        print("dfdetect repro: interrupted; finished stages are recorded in dvc.lock, "
+              "the rest runs on the next call", file=sys.stderr)
+        return 130
