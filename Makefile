@@ -13,9 +13,6 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # run once); files in tests/conftest.py's order, the longest first (xdist would otherwise reorder
 # them by test count and start the 12-minute tests/test_pipeline.py minutes late); PYTEST_ARGS= runs
 # it in one process
-# pip's byte-compilation of all ~20,000 installed modules is most of the install's CPU (torch +
-# transformers + scipy: 50 s vs 12 s); Python compiles what is imported on first use instead
-PIP_COMPILE ?= --no-compile
 PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 # stage commands in dvc.yaml call `python`: make it the venv's
@@ -60,9 +57,9 @@ apt:
 $(STAMP): requirements/base.txt requirements/nodeps.txt requirements/constraints.txt pyproject.toml | apt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel
-	$(BIN)/python -m pip install -q $(PIP_COMPILE) -c requirements/constraints.txt -r requirements/base.txt
-	$(BIN)/python -m pip install -q $(PIP_COMPILE) --no-deps -c requirements/constraints.txt -r requirements/nodeps.txt
-	$(BIN)/python -m pip install -q $(PIP_COMPILE) --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -r requirements/base.txt
+	$(BIN)/python -m pip install -q --no-deps -c requirements/constraints.txt -r requirements/nodeps.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/dvc config --local core.analytics false 2>/dev/null || true
 	touch $(STAMP)
 
