@@ -133,3 +133,7 @@ def test_repro_bad_arguments_exit_2(tmp_path, capsys):
     assert "unknown stage(s): nosuchstage" in capsys.readouterr().err
     assert cli_main(["repro", "--cwd", str(root), "--jobs", "-1"]) == 2
     assert not (root / "times.jsonl").exists()
+    capsys.readouterr()
+    assert cli_main(["repro", "--cwd", str(tmp_path)]) == 2     # no DVC project there
+    err = capsys.readouterr().err
+    assert err.startswith(f"dfdetect repro: {tmp_path}: ") and len(err.strip().splitlines()) == 1

@@ -201,10 +201,12 @@ def main(args) -> int:
     if jobs < 1:
         print(f"dfdetect repro: --jobs must be >= 1, got {jobs}", file=sys.stderr)
         return 2
+    from dvc.exceptions import DvcException  # noqa: PLC0415
+
     try:
         the_plan = plan(root, args.targets or None)
-    except ValueError as err:
-        print(f"dfdetect repro: {err}", file=sys.stderr)
+    except (ValueError, DvcException) as err:   # unknown stage, not a DVC project, bad dvc.yaml
+        print(f"dfdetect repro: {root}: {err}", file=sys.stderr)
         return 2
     if not the_plan.deps:
         print("dfdetect repro: every stage is up to date")
