@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make demo   install everything into .venv, then `dvc repro` the embedded demo
+#   make demo   install everything into .venv, then run the embedded demo's DAG (dfdetect repro:
+#               dvc repro with independent stages side by side; then dvc repro confirms)
 #   make test   install everything into .venv, then run the test suite
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)

@@ -128,6 +128,10 @@ def _tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
     return "\n".join(lines[-n:])
 
 
+def _log_path(logs: Path, stage: str) -> Path:
+    return logs / (stage.replace("/", "_") + ".log")
+
+
 def _stage_command(stage: str) -> list[str]:
     return [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
 
@@ -155,8 +159,7 @@ def run(the_plan: Plan, *, root: Path, jobs: int, logs: Path,
                 ready.sort(key=key)
                 while ready and len(running) < jobs:
                     stage = ready.pop(0)
-                    log_file = logs / (stage.replace("/", "_") + ".log")
-                    fh = open(log_file, "wb")  # noqa: SIM115  (closed when the stage ends)
+                    fh = open(_log_path(logs, stage), "wb")  # noqa: SIM115  (closed when the stage ends)
                     proc = subprocess.Popen(command(stage), cwd=root, stdout=fh,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                     running[stage] = (proc, time.monotonic(), fh)
@@ -177,7 +180,7 @@ def run(the_plan: Plan, *, root: Path, jobs: int, logs: Path,
                     echo(f"[{done}/{total}] finished {stage} in {took:.1f} s")
                 else:
                     failed.append(stage)
-                    log_file = logs / (stage.replace("/", "_") + ".log")
+                    log_file = _log_path(logs, stage)
                     echo(f"[{done}/{total}] FAILED   {stage} (exit {rc}) after {took:.1f} s; "
                          f"log {log_file}, last lines:\n{_tail(log_file)}")
     finally:
