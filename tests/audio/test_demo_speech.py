@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import filecmp
+import os
+import subprocess
 import wave
 
 import pandas as pd
@@ -105,3 +107,59 @@ def test_ingest_demo_layout(demo):
     merged = df.set_index("video_id").join(table.set_index("path"), rsuffix="_csv")
     assert (merged["split"] == merged["split_csv"]).all()
     assert (merged["text"] == merged["text_csv"]).all()
+
+
+# ----------------------------------------------------------------------------- run_espeak
+def _fake_espeak(tmp_path, monkeypatch, body: str):
+    """An ``espeak-ng`` on PATH that runs ``body`` (bash; $OUT is the -w file, $N the run number)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "espeak-ng"
+    script.write_text("#!/bin/bash\nwhile [ $# -gt 1 ]; do [ \"$1\" = -w ] && OUT=$2; shift; done\n"
+                      f"N=$(( $(cat {tmp_path}/count 2>/dev/null || echo 0) + 1 )); echo $N > {tmp_path}/count\n"
+                      + body + "\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return tmp_path / "count"
+
+
+def test_run_espeak_keeps_the_bytes_two_runs_agree_on(tmp_path, monkeypatch, caplog):
+    from dfdetect.data.demo.audio import run_espeak
+
+    # the first run gives other bytes (as the first make demo on a fresh machine did), then stable
+    count = _fake_espeak(tmp_path, monkeypatch,
+                         'if [ $N = 1 ]; then printf odd > "$OUT"; else printf stable > "$OUT"; fi')
+    with caplog.at_level("WARNING"):
+        out = run_espeak("a sentence", "en-us+f3", 150, tmp_path / "x.wav")
+    assert out.read_bytes() == b"stable" and count.read_text().strip() == "3"
+    assert "1 of 3 runs" in caplog.text and "en-us+f3" in caplog.text
+    # agreeing runs: two runs, no warning
+    caplog.clear()
+    (tmp_path / "b").mkdir()
+    count = _fake_espeak(tmp_path / "b", monkeypatch, 'printf same > "$OUT"')
+    with caplog.at_level("WARNING"):
+        assert run_espeak("s", "en-gb", 130, tmp_path / "y.wav").read_bytes() == b"same"
+    assert count.read_text().strip() == "2" and "runs" not in caplog.text
+
+
+def test_run_espeak_fails_on_output_that_never_settles_or_a_failing_program(tmp_path, monkeypatch):
+    from dfdetect.data.demo import audio
+
+    count = _fake_espeak(tmp_path, monkeypatch, 'printf "run $N" > "$OUT"')
+    with pytest.raises(RuntimeError, match=rf"each of {audio.ESPEAK_RUNS} runs.*en-us\+m3.*not reproducible"):
+        audio.run_espeak("words", "en-us+m3", 150, tmp_path / "x.wav")
+    assert count.read_text().strip() == str(audio.ESPEAK_RUNS) == "4"
+    (tmp_path / "fail").mkdir()
+    _fake_espeak(tmp_path / "fail", monkeypatch, 'echo "unknown voice" >&2; exit 1')
+    with pytest.raises(RuntimeError, match="espeak-ng failed.*unknown voice"):
+        audio.run_espeak("words", "xx", 150, tmp_path / "y.wav")
+
+
+def test_run_espeak_is_espeak_ng_output(tmp_path):
+    from dfdetect.data.demo.audio import run_espeak
+
+    direct = tmp_path / "direct.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us+f3", "-s", "150", "-w", str(direct), "Rice is often served in round bowls."],
+                   check=True, capture_output=True)
+    got = run_espeak("Rice is often served in round bowls.", "en-us+f3", 150, tmp_path / "got.wav")
+    assert got.read_bytes() == direct.read_bytes() and len(direct.read_bytes()) > 10_000

@@ -7,6 +7,7 @@ Videos from ``make_demo.source`` keep their own sound where they have it.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import wave
@@ -49,6 +50,40 @@ def _need(program: str) -> str:
     return path
 
 
+ESPEAK_RUNS = 4                 # most espeak-ng runs for one utterance (run_espeak)
+log = logging.getLogger(__name__)
+
+
+def run_espeak(text: str, voice: str, speed: int, out_wav: str | Path) -> Path:
+    """espeak-ng's WAV of ``text`` in ``voice`` at ``speed`` words/min, written to ``out_wav``:
+    the bytes two consecutive runs agree on.
+
+    espeak-ng adds noise (breath, aspiration) from the C library's ``rand()``. Its output is the
+    same on every run and machine, except that the first ``make demo`` on each of two fresh
+    machines (an AMD and an Intel one) got other bytes for one utterance of the first voice,
+    ``en-us+f3``, and never again (README "Determinism across machines"; not reproduced since,
+    cause unknown). One such utterance changes the demo's hash and every stage after it. A run
+    costs about 15 ms; a second run per utterance makes a transient like that fall out, and
+    output that never settles is an error rather than an irreproducible demo."""
+    out_wav = Path(out_wav)
+    cmd = [_need("espeak-ng"), "-v", voice, "-s", str(int(speed)), "-w", str(out_wav), text]
+    prev = None
+    for run in range(1, ESPEAK_RUNS + 1):
+        done = subprocess.run(cmd, capture_output=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"espeak-ng failed (voice {voice}): "
+                               f"{done.stderr.decode(errors='replace').strip()[:200]}")
+        data = out_wav.read_bytes()
+        if data == prev:
+            if run > 2:
+                log.warning("espeak-ng gave other bytes on %d of %d runs (voice %s, %r); kept the "
+                            "output of the last two, which agree", run - 2, run, voice, text)
+            return out_wav
+        prev = data
+    raise RuntimeError(f"espeak-ng gave different output on each of {ESPEAK_RUNS} runs "
+                       f"(voice {voice}, {text!r}): its output is not reproducible here")
+
+
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = RATE) -> None:
     pcm = np.clip(np.asarray(samples, dtype=np.float64), -1, 1)
     pcm = (pcm * 32767.0).round().astype("<i2")
@@ -86,8 +121,7 @@ def speak(text: str, voice: str, seconds: float, out_wav: str | Path, speed: int
     exactly ``seconds`` (speech starts after 0.1 s)."""
     out_wav = Path(out_wav)
     raw = out_wav.with_suffix(".espeak.wav")
-    cmd = [_need("espeak-ng"), "-v", voice, "-s", str(int(speed)), "-w", str(raw), text]
-    subprocess.run(cmd, check=True, capture_output=True)
+    run_espeak(text, voice, speed, raw)
     res = out_wav.with_suffix(".16k.wav")
     subprocess.run([_need("ffmpeg"), "-nostdin", "-v", "error", "-y", "-i", str(raw),
                     "-ac", "1", "-ar", str(RATE), "-fflags", "+bitexact", "-flags:a", "+bitexact",

@@ -47,6 +47,7 @@ from scipy import signal
 
 from ... import config as _cfg
 from ...store import write_csv_atomic
+from .audio import run_espeak
 
 log = logging.getLogger("dfdetect")
 RATE = 16000
@@ -249,9 +250,7 @@ def espeak(text: str, voice: str, speed: int) -> np.ndarray:
     if shutil.which("espeak-ng") is None:
         raise DemoSourceError("espeak-ng not found: apt install espeak-ng")
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "tts.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(out), text],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        out = run_espeak(text, voice, speed, Path(tmp) / "tts.wav")
         x, r = read_wav(out)
     return to_rate(x, r)
 
