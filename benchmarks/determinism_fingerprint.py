@@ -3,6 +3,8 @@
     python benchmarks/determinism_fingerprint.py                 # compare with the recorded machines
     python benchmarks/determinism_fingerprint.py --record LABEL  # add this machine to the record
     python benchmarks/determinism_fingerprint.py --json          # the hashes only (tests/test_determinism.py)
+    python benchmarks/determinism_fingerprint.py --configs       # also torch's parts under each candidate
+                                                                 # setting of oneDNN and MKL (CANDIDATES)
 
 One small slice of every expensive cache, computed after ``stages/common.py`` has pinned the CPU
 dispatch (as in every stage): demo rendering (an upscaled LFW face: OpenCV resize/GaussianBlur),
@@ -15,6 +17,14 @@ CNN, and Xception and two-branch forwards. Whole-stage hashes say *that* two mac
 ``benchmarks/fingerprints.json`` holds the hashes of the machines they were recorded on (CPU
 model, vendor, flags that matter). A component that differs from a recorded machine is a cache
 that teammates on those two machines would not share.
+
+``--configs`` is the tool for the one gap measured so far, Intel against AMD: every torch part
+differed between the two machines (README "Determinism across machines"). It reruns the torch
+parts in one subprocess per candidate setting of torch's two vendor libraries (oneDNN's ISA cap,
+MKL's reproducibility branch; ``CANDIDATES``), each with oneDNN's and MKL's verbose logs on, and
+records per part its hash, the oneDNN implementations and MKL calls it ran, and the seconds the
+parts took. Recorded on one vendor and run on the other, the table names the setting under which
+each part is the same on both, and what it costs.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import datetime
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,8 +47,23 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 sys.path.insert(0, str(ROOT / "stages"))
 import common  # noqa: E402,F401  (pins the CPU dispatch before numpy/cv2/torch are imported)
+from dfdetect import determinism  # noqa: E402
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile")
+TORCH_PARTS = ("mtcnn", "mst", "cnn_train_steps", "xception_features", "two_branch")
+MARK = "DFDETECT_FINGERPRINT_MARKS"     # set: print "@@ part" before each torch part, "@@ end" after
+# candidate settings on top of the pin (stages/common.py), for --configs. "pin" is what the stages
+# run. oneDNN's AVX2 convolutions are BRGEMM kernels, whose blocking oneDNN derives from the cache
+# sizes it reads (they differ between the two machines), while at AVX it runs its older JIT
+# kernels; MKL documents that on non-Intel CPUs MKL_CBWR=AVX2 falls back to its AUTO branch and
+# that COMPATIBLE (SSE2 without rcpps/rsqrtps) is the branch that gives the same results there.
+CANDIDATES: dict[str, dict[str, str]] = {
+    "pin": {},
+    "mkl_compatible": {"MKL_CBWR": "COMPATIBLE"},
+    "onednn_avx": {"ONEDNN_MAX_CPU_ISA": "AVX", "DNNL_MAX_CPU_ISA": "AVX"},
+    "onednn_avx_mkl_compatible": {"ONEDNN_MAX_CPU_ISA": "AVX", "DNNL_MAX_CPU_ISA": "AVX",
+                                  "MKL_CBWR": "COMPATIBLE"},
+}
 
 
 def _h(a) -> str:
@@ -48,8 +74,16 @@ def _h(a) -> str:
     return hashlib.md5(np.ascontiguousarray(a).tobytes() if isinstance(a, np.ndarray) else a).hexdigest()
 
 
+def _mark(part: str) -> None:
+    if os.environ.get(MARK):
+        print(f"@@ {part}", flush=True)
+
+
 def compute() -> dict:
-    """The component hashes (and ``_describe``: what each library dispatched to)."""
+    """The component hashes (and ``_describe``: what each library dispatched to; ``_seconds``:
+    the torch parts' time)."""
+    import time  # noqa: PLC0415
+
     import numpy as np  # noqa: PLC0415
 
     from dfdetect.data.demo import encode, faces, motion  # noqa: PLC0415
@@ -77,19 +111,25 @@ def compute() -> dict:
     from dfdetect.faces.detect import detect_mtcnn  # noqa: PLC0415
     from dfdetect.spectral import mst  # noqa: PLC0415
 
+    t0 = time.perf_counter()
+    _mark("mtcnn")
     found = detect_mtcnn(clip.frames[0])
+    _mark("end")
     out["mtcnn"] = _h(np.concatenate([np.concatenate([f.box.ravel(), f.points5.ravel(),
                                                       np.float32([f.score])]) for f in found])
                       if found else b"none")
     torch.manual_seed(0)
     net = mst.build("smsa").eval()
+    _mark("mst")
     with torch.no_grad():
         out["mst"] = _h(net(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))).numpy())
+    _mark("end")
     from dfdetect.faceid.embed import crop_landmarks, dlib_descriptor  # noqa: PLC0415
     from dfdetect.nn import two_branch  # noqa: PLC0415
     from dfdetect.nn.train import deterministic  # noqa: PLC0415
     from dfdetect.nn.weights import create_model  # noqa: PLC0415
 
+    t_torch = time.perf_counter() - t0
     face, _ = align_face(clip.frames[0], clip.landmarks[0], 150, 0.25)
     out["dlib_descriptor"] = _h(dlib_descriptor(face, crop_landmarks(clip.landmarks[0], 150, 0.25)))
     g = torch.Generator().manual_seed(2)
@@ -97,20 +137,43 @@ def compute() -> dict:
         cnn, _ = create_model("efficientnet_lite0", "imagenet", hub=False, seed=0)
         opt = torch.optim.AdamW(cnn.parameters(), lr=1e-3)
         xb, y = torch.rand(2, 3, 64, 64, generator=g), torch.tensor([0.0, 1.0])
+        t0 = time.perf_counter()
+        _mark("cnn_train_steps")
         for _ in range(2):    # the head starts at zero: the backbone gets gradients from step 2
             opt.zero_grad()
             torch.nn.functional.binary_cross_entropy_with_logits(cnn(xb)[:, 0], y).backward()
             opt.step()
+        _mark("end")
         out["cnn_train_steps"] = _h(torch.cat([q.detach().flatten() for q in cnn.parameters()]).numpy())
         xc, _ = create_model("legacy_xception", "none", hub=False, seed=0)
-        with torch.no_grad():
-            out["xception"] = _h(xc.eval()(torch.rand(1, 3, 71, 71, generator=g)).numpy())
+        _mark("xception_features")
+        with torch.no_grad():   # the features: the logit of a zero-initialised head is 0 anywhere
+            out["xception_features"] = _h(xc.eval().forward_features(torch.rand(1, 3, 71, 71, generator=g)).numpy())
+        _mark("end")
         tb, _ = two_branch.build({"hub": False}, "none", seed=0)
+        _mark("two_branch")
         with torch.no_grad():
             out["two_branch"] = _h(tb.eval().embed(torch.rand(1, 2, 3, 32, 32, generator=g)).numpy())
-    from dfdetect import determinism  # noqa: PLC0415
-
+        _mark("end")
+        t_torch += time.perf_counter() - t0
     out["_describe"] = determinism.describe()
+    out["_seconds"] = round(t_torch, 3)
+    return out
+
+
+def run_configs(names=None) -> dict:
+    """Torch's parts under each candidate setting, one subprocess each (the libraries read their
+    settings once, at load): ``{name: {"hashes", "kernels", "seconds"}}``."""
+    out = {}
+    for name in names or CANDIDATES:
+        env = dict(os.environ, ONEDNN_VERBOSE="1", MKL_VERBOSE="1", **{MARK: "1"})
+        run = subprocess.run([sys.executable, __file__, "--config", name, "--json"], env=env,
+                             capture_output=True, text=True, cwd=ROOT)
+        if run.returncode != 0:
+            raise RuntimeError(f"config {name}: the fingerprint run failed:\n{run.stderr[-2000:]}")
+        got = json.loads(run.stdout.strip().splitlines()[-1])
+        out[name] = {"hashes": {k: got[k] for k in TORCH_PARTS}, "kernels": determinism.kernel_census(run.stdout),
+                     "seconds": got["_seconds"], "env": CANDIDATES[name]}
     return out
 
 
@@ -134,6 +197,23 @@ def machine() -> dict:
     return info
 
 
+def compare_configs(here: dict, record: dict) -> list[str]:
+    """Table lines: each candidate setting and torch part, and for each recorded machine with
+    that setting 'same' or 'DIFFERS'; the last column is this machine's seconds."""
+    names = sorted(n for n in record if record[n].get("configs"))
+    lines = ["| setting | part | " + " | ".join(names) + " | seconds here |",
+             "|---|---|" + "---|" * len(names) + "---|"]
+    for cfg, got in here.items():
+        for i, part in enumerate(TORCH_PARTS):
+            cells = []
+            for n in names:
+                theirs = record[n]["configs"].get(cfg, {}).get("hashes", {}).get(part)
+                cells.append("not recorded" if theirs is None else ("same" if theirs == got["hashes"][part] else "DIFFERS"))
+            lines.append(f"| {cfg if i == 0 else ''} | {part} | " + " | ".join(cells)
+                         + f" | {got['seconds'] if i == 0 else ''} |")
+    return lines
+
+
 def compare(here: dict, record: dict) -> list[str]:
     """Table lines: each component, and for each recorded machine 'same' or 'DIFFERS'."""
     names = sorted(record)
@@ -152,7 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print this machine's hashes as JSON, nothing else")
     ap.add_argument("--record", default="", help="add (or replace) this machine under this label")
+    ap.add_argument("--configs", action="store_true",
+                    help="also run torch's parts under each candidate setting of oneDNN and MKL")
+    ap.add_argument("--config", choices=sorted(CANDIDATES), default="",
+                    help="run under this candidate setting (what --configs starts)")
     args = ap.parse_args(argv)
+    if args.config:
+        os.environ.update(CANDIDATES[args.config])     # after the pin, before torch is imported
     here = compute()
     if args.json:
         print(json.dumps(here))
@@ -163,10 +249,20 @@ def main(argv: list[str] | None = None) -> int:
           f"dispatch {json.dumps(here['_describe'])}")
     if record:
         print("\n".join(compare(here, record)))
+    configs = run_configs() if args.configs else {}
+    if configs:
+        print("\n".join(compare_configs(configs, record)))
+        for cfg, got in configs.items():
+            print(f"kernels under {cfg}: " + "; ".join(f"{p}: {', '.join(k)}" for p, k in got["kernels"].items()))
     if args.record:
-        record[args.record] = {"cpu": me, "date": datetime.date.today().isoformat(),
-                               "hashes": {k: v for k, v in here.items() if not k.startswith("_")},
-                               "describe": here["_describe"]}
+        entry = {"cpu": me, "date": datetime.date.today().isoformat(),
+                 "hashes": {k: v for k, v in here.items() if not k.startswith("_")},
+                 "describe": here["_describe"]}
+        if configs:
+            entry["configs"] = configs
+        elif record.get(args.record, {}).get("configs"):
+            entry["configs"] = record[args.record]["configs"]
+        record[args.record] = entry
         tmp = RECORD.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         tmp.replace(RECORD)

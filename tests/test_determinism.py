@@ -52,7 +52,9 @@ def _run(env: dict) -> dict:
     run = subprocess.run([sys.executable, str(FINGERPRINT), "--json"], env=env,
                          capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    got.pop("_seconds")         # the torch parts' time: the one entry that is not a hash
+    return got
 
 
 def _has_avx512() -> bool:
@@ -144,3 +146,29 @@ def test_expensive_caches_fix_their_torch_thread_count():
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     for section in ("hyperspectral", "face_embeddings", "transcribe"):
         assert int(params[section]["threads"]) > 0, section
+
+
+def test_kernel_census_names_each_parts_onednn_and_mkl_kernels():
+    """What benchmarks/determinism_fingerprint.py --configs records beside each torch part's hash
+    (lines in the formats oneDNN 3 and oneMKL 2024 print with their verbose switches on)."""
+    log = "\n".join([
+        "MKL_VERBOSE oneMKL 2024.0 Update 2 Product build 20240605 for Intel(R) 64 architecture",
+        "onednn_verbose,v1,primitive,info,template:operation,engine,primitive,implementation,prop_kind,exec_time",
+        "@@ mtcnn",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx2,forward_training,src:f32,,alg,0.1",
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32,,,0.01",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx2,forward_training,src:f32,,alg,0.1",
+        "MKL_VERBOSE SGEMM(T,N,2,5184,32,0x7ffe,0x55fe,32,0x55fe,32,0x7ffe,0x55fe,2) 205.54us CNR:AVX2 Dyn:0",
+        "@@ end",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,jit:avx2,forward_training,src:f32,,alg,0.1",
+        "@@ two_branch",
+        "onednn_verbose,v1,primitive,exec,cpu,rnn,brgemm:avx2,forward_inference,src_layer:f32,,,0.2",
+        "MKL_VERBOSE SGEMM_BATCH(N,T,0x7ffc,0x7ffc) 12.0us CNR:AVX2",
+        "MKL_VERBOSE SGEMM(N,N,64,128,64,0x7ffe) 3.1us CNR:AVX2",
+        "@@ end",
+    ])
+    assert determinism.kernel_census(log) == {
+        "mtcnn": ["MKL SGEMM TN", "convolution brg_conv_fwd:avx2"],      # reorders and banners left out
+        "two_branch": ["MKL SGEMM NN", "MKL SGEMM_BATCH NT", "rnn brgemm:avx2"],
+    }                                                                     # outside a part: not counted
+    assert determinism.kernel_census("no verbose lines\n") == {}

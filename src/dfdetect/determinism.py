@@ -160,3 +160,32 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(prev)
+
+
+def kernel_census(log: str) -> dict[str, list[str]]:
+    """Which oneDNN and MKL kernels each part of a run used, from a log written with
+    ``ONEDNN_VERBOSE=1`` and ``MKL_VERBOSE=1``: per part (the lines between ``@@ part`` and
+    ``@@ end``), the oneDNN primitives executed (``kind implementation``, reorders left out) and
+    the MKL calls made (``MKL function transposes``). ``benchmarks/determinism_fingerprint.py``
+    records it beside each part's hash, so a part that differs between two CPUs can be traced to
+    the kernels that ran."""
+    census: dict[str, set] = {}
+    part = None
+    for line in log.splitlines():
+        if line.startswith("@@ "):
+            part = line[3:].strip()
+            part = None if part == "end" else part
+            continue
+        if part is None:
+            continue
+        if line.startswith("onednn_verbose") and ",exec," in line:
+            f = line.split(",")
+            i = f.index("exec")
+            if len(f) > i + 3 and f[i + 2] != "reorder":
+                census.setdefault(part, set()).add(f"{f[i + 2]} {f[i + 3]}")
+        elif line.startswith("MKL_VERBOSE ") and "(" in line.split()[1]:     # not its banner
+            name, args = line.split()[1].split("(", 1)
+            a = args.split(",")
+            trans = "".join(x for x in a[:2] if x in ("N", "T")) if "GEMM" in name else ""
+            census.setdefault(part, set()).add(f"MKL {name} {trans}".strip())
+    return {k: sorted(v) for k, v in census.items()}
