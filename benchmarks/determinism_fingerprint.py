@@ -50,20 +50,40 @@ import common  # noqa: E402,F401  (pins the CPU dispatch before numpy/cv2/torch 
 from dfdetect import determinism  # noqa: E402
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile")
-TORCH_PARTS = ("mtcnn", "mst", "cnn_train_steps", "xception_features", "two_branch")
+TORCH_PARTS = ("mtcnn", "mst", "cnn_train_steps", "xception_features", "two_branch", "cnn_forward",
+               "cnn_grads", "cnn_train_steps_aten")
 MARK = "DFDETECT_FINGERPRINT_MARKS"     # set: print "@@ part" before each torch part, "@@ end" after
-# candidate settings on top of the pin (stages/common.py), for --configs. "pin" is what the stages
-# run. oneDNN's AVX2 convolutions are BRGEMM kernels, whose blocking oneDNN derives from the cache
-# sizes it reads (they differ between the two machines), while at AVX it runs its older JIT
-# kernels; MKL documents that on non-Intel CPUs MKL_CBWR=AVX2 falls back to its AUTO branch and
-# that COMPATIBLE (SSE2 without rcpps/rsqrtps) is the branch that gives the same results there.
+# candidate settings on top of the pin (stages/common.py), for --configs, each spelled out in full
+# so that a record stays comparable when the pin changes. oneDNN's AVX2 convolutions are BRGEMM
+# and JIT kernels, some of whose blocking oneDNN derives from the cache sizes it reads (they
+# differ between the two machines measured), while at AVX it runs older JIT kernels. MKL honours
+# MKL_CBWR=AVX2 only on Intel CPUs (its verbose log says CNR:AUTO on AMD); COMPATIBLE (SSE2
+# without rcpps/rsqrtps) is the branch it documents as the same on other vendors. The pin has
+# been mkl_compatible since 2026-12-03 (mkl_avx2 before: the Intel record's "pin" entry).
 CANDIDATES: dict[str, dict[str, str]] = {
-    "pin": {},
-    "mkl_compatible": {"MKL_CBWR": "COMPATIBLE"},
-    "onednn_avx": {"ONEDNN_MAX_CPU_ISA": "AVX", "DNNL_MAX_CPU_ISA": "AVX"},
-    "onednn_avx_mkl_compatible": {"ONEDNN_MAX_CPU_ISA": "AVX", "DNNL_MAX_CPU_ISA": "AVX",
-                                  "MKL_CBWR": "COMPATIBLE"},
+    "mkl_avx2": {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"},
+    "mkl_compatible": {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"},
+    "onednn_avx": {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX", "DNNL_MAX_CPU_ISA": "AVX"},
+    "onednn_avx_mkl_compatible": {"MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX",
+                                  "DNNL_MAX_CPU_ISA": "AVX"},
 }
+
+
+def pin_values() -> dict[str, str]:
+    """The pin's variables and values (dfdetect.determinism), recorded beside each machine."""
+    return {k: v for k, (v, _) in determinism._PINS.items()}
+
+
+def _pin_change(entry: dict) -> str:
+    theirs, ours = entry.get("pin", {}), pin_values()
+    return ", ".join(f"{k}={theirs.get(k, 'unset')}" for k in sorted(set(ours) | set(theirs))
+                     if theirs.get(k) != ours.get(k))
+
+
+def pinned_candidate() -> str:
+    """The candidate whose settings are the pin's (what the stages run), or ''."""
+    pins = pin_values()
+    return next((n for n, env in CANDIDATES.items() if all(pins.get(k) == v for k, v in env.items())), "")
 
 
 def _h(a) -> str:
@@ -144,6 +164,7 @@ def compute() -> dict:
             torch.nn.functional.binary_cross_entropy_with_logits(cnn(xb)[:, 0], y).backward()
             opt.step()
         _mark("end")
+        part_seconds = {"cnn_train_steps": time.perf_counter() - t0}
         out["cnn_train_steps"] = _h(torch.cat([q.detach().flatten() for q in cnn.parameters()]).numpy())
         xc, _ = create_model("legacy_xception", "none", hub=False, seed=0)
         _mark("xception_features")
@@ -155,9 +176,36 @@ def compute() -> dict:
         with torch.no_grad():
             out["two_branch"] = _h(tb.eval().embed(torch.rand(1, 2, 3, 32, 32, generator=g)).numpy())
         _mark("end")
-        t_torch += time.perf_counter() - t0
+        t_torch += time.perf_counter() - t0     # the five parts above: comparable with older records
+        # the training steps split up, each from a fresh copy of the same model, so that a
+        # difference can be traced to the forward, the backward or the optimiser; and the same
+        # steps with oneDNN off (ATen's own convolutions and MKL's GEMMs only)
+        cnn, _ = create_model("efficientnet_lite0", "imagenet", hub=False, seed=0)
+        _mark("cnn_forward")
+        logit = cnn(xb)[:, 0]
+        _mark("end")
+        out["cnn_forward"] = _h(logit.detach().numpy())
+        cnn.zero_grad()
+        _mark("cnn_grads")
+        cnn.get_classifier().weight.data.fill_(0.01)    # a non-zero head: the first backward reaches every layer
+        torch.nn.functional.binary_cross_entropy_with_logits(cnn(xb)[:, 0], y).backward()
+        _mark("end")
+        out["cnn_grads"] = _h(torch.cat([q.grad.flatten() for q in cnn.parameters() if q.grad is not None]).numpy())
+        cnn, _ = create_model("efficientnet_lite0", "imagenet", hub=False, seed=0)
+        opt = torch.optim.AdamW(cnn.parameters(), lr=1e-3)
+        _mark("cnn_train_steps_aten")
+        t1 = time.perf_counter()
+        with torch.backends.mkldnn.flags(enabled=False):
+            for _ in range(2):
+                opt.zero_grad()
+                torch.nn.functional.binary_cross_entropy_with_logits(cnn(xb)[:, 0], y).backward()
+                opt.step()
+        part_seconds["cnn_train_steps_aten"] = time.perf_counter() - t1
+        _mark("end")
+        out["cnn_train_steps_aten"] = _h(torch.cat([q.detach().flatten() for q in cnn.parameters()]).numpy())
     out["_describe"] = determinism.describe()
     out["_seconds"] = round(t_torch, 3)
+    out["_part_seconds"] = {k: round(v, 3) for k, v in part_seconds.items()}
     return out
 
 
@@ -173,7 +221,8 @@ def run_configs(names=None) -> dict:
             raise RuntimeError(f"config {name}: the fingerprint run failed:\n{run.stderr[-2000:]}")
         got = json.loads(run.stdout.strip().splitlines()[-1])
         out[name] = {"hashes": {k: got[k] for k in TORCH_PARTS}, "kernels": determinism.kernel_census(run.stdout),
-                     "seconds": got["_seconds"], "env": CANDIDATES[name]}
+                     "seconds": got["_seconds"], "part_seconds": got["_part_seconds"],
+                     "env": CANDIDATES[name]}
     return out
 
 
@@ -209,7 +258,8 @@ def compare_configs(here: dict, record: dict) -> list[str]:
             for n in names:
                 theirs = record[n]["configs"].get(cfg, {}).get("hashes", {}).get(part)
                 cells.append("not recorded" if theirs is None else ("same" if theirs == got["hashes"][part] else "DIFFERS"))
-            lines.append(f"| {cfg if i == 0 else ''} | {part} | " + " | ".join(cells)
+            label = f"{cfg} (the pin)" if cfg == pinned_candidate() else cfg
+            lines.append(f"| {label if i == 0 else ''} | {part} | " + " | ".join(cells)
                          + f" | {got['seconds'] if i == 0 else ''} |")
     return lines
 
@@ -218,7 +268,11 @@ def compare(here: dict, record: dict) -> list[str]:
     """Table lines: each component, and for each recorded machine 'same' or 'DIFFERS'."""
     names = sorted(record)
     keys = [k for k in here if not k.startswith("_")]
-    lines = ["| component | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    # a machine recorded under other pin values computed its torch parts under other settings:
+    # its column says so, and the --configs table is the comparison under equal settings
+    heads = [n if record[n].get("pin", {}) == pin_values() else f"{n} (other pin: {_pin_change(record[n])})"
+             for n in names]
+    lines = ["| component | " + " | ".join(heads) + " |", "|---|" + "---|" * len(names)]
     for k in keys:
         cells = []
         for n in names:
@@ -255,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         for cfg, got in configs.items():
             print(f"kernels under {cfg}: " + "; ".join(f"{p}: {', '.join(k)}" for p, k in got["kernels"].items()))
     if args.record:
-        entry = {"cpu": me, "date": datetime.date.today().isoformat(),
+        entry = {"cpu": me, "date": datetime.date.today().isoformat(), "pin": pin_values(),
                  "hashes": {k: v for k, v in here.items() if not k.startswith("_")},
                  "describe": here["_describe"]}
         if configs:

@@ -53,7 +53,8 @@ def _run(env: dict) -> dict:
                          capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
-    got.pop("_seconds")         # the torch parts' time: the one entry that is not a hash
+    got.pop("_seconds")         # the torch parts' times: the entries that are not hashes
+    got.pop("_part_seconds")
     return got
 
 
@@ -98,6 +99,9 @@ def test_cpu_env_merges_and_respects_the_switch():
     assert "X86_V4" in add["NPY_DISABLE_CPU_FEATURES"].split()
     assert add["OPENCV_CPU_DISABLE"].split(",")[:2] == ["AVX2", "AVX512F"]
     assert add["OPENCV_IPP"] == "disabled" and add["ATEN_CPU_CAPABILITY"] == "avx2"
+    # MKL honours MKL_CBWR=AVX2 on Intel only (CNR:AUTO on AMD); COMPATIBLE is its branch on both
+    # vendors (benchmarks/fingerprints.json: MTCNN, MST++, Xception, two-branch the same under it)
+    assert add["MKL_CBWR"] == "COMPATIBLE"
     env.update(add)
     assert determinism.cpu_env(env) == {} and determinism.pinned(env)
     off = {determinism.SWITCH: "0"}

@@ -15,7 +15,12 @@ across machines"):
   MST++, EfficientNet, MiniLM and Whisper outputs.
 
 :func:`cpu_env` is the environment that pins all of them to x86-64-v3 (AVX2 + FMA3: every x86-64
-server CPU since Intel Haswell, 2013, and AMD Zen, 2017). It must be in ``os.environ`` before
+server CPU since Intel Haswell, 2013, and AMD Zen, 2017). MKL is the exception: it honours
+``MKL_CBWR=AVX2`` only on Intel CPUs (its verbose log says ``CNR:AUTO`` on an AMD EPYC, so it
+ran its native code there and torch's MKL matmuls differed between the vendors), so it is put
+in its ``COMPATIBLE`` branch, which both vendors run (``CNR:COMPATIBLE``; measured with
+``benchmarks/determinism_fingerprint.py --configs`` on an Intel Xeon and an AMD EPYC: MTCNN,
+MST++, Xception and two-branch forwards the same on both, training steps still not). It must be in ``os.environ`` before
 those libraries are imported (``stages/common.py`` calls :func:`pin_cpu` at import time, before
 anything imports numpy); worker processes inherit it. IPP is switched off rather than pinned: its
 dispatcher and code are closed, and OpenCV's own kernels are then the only ones used.
@@ -51,8 +56,8 @@ _PINS: dict[str, tuple[str, str | None]] = {
     "ATEN_CPU_CAPABILITY": ("avx2", None),               # torch's vectorised ATen kernels
     "ONEDNN_MAX_CPU_ISA": ("AVX2", None),                # torch convolutions / linear layers
     "DNNL_MAX_CPU_ISA": ("AVX2", None),                  # the same, older oneDNN name
-    "MKL_CBWR": ("AVX2", None),                          # MKL (torch matmul, FFT): same results
-}                                                        # on every CPU with AVX2
+    "MKL_CBWR": ("COMPATIBLE", None),                    # MKL (torch matmul, FFT): the branch
+}                                                        # it keeps on every vendor (not AVX2)
 
 OFF_VALUES = ("0", "off", "false", "no")
 SWITCH = "DFDETECT_PIN_CPU"     # set to 0 to run with each library's native dispatch
