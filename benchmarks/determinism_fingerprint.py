@@ -11,7 +11,8 @@ dispatch (as in every stage): demo rendering (an upscaled LFW face: OpenCV resiz
 x264, face alignment (warpAffine), MTCNN (align_faces' fallback detector: torch convolutions at
 one thread), numpy transcendental functions and BLAS (Saab), an MST++ forward (torch: ATen,
 oneDNN, MKL), dlib's face descriptor (face_embeddings), two training steps of the Lite0 frame
-CNN, and Xception and two-branch forwards. Whole-stage hashes say *that* two machines differ
+CNN (also split into forward, one backward, and the steps with oneDNN off), Xception and
+two-branch forwards, and the Whisper tiny.en encoder and MiniLM features (transcribe, DADA). Whole-stage hashes say *that* two machines differ
 (``dvc.lock``); this says *which* library does.
 
 ``benchmarks/fingerprints.json`` holds the hashes of the machines they were recorded on (CPU
@@ -51,7 +52,7 @@ from dfdetect import determinism  # noqa: E402
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile")
 TORCH_PARTS = ("mtcnn", "mst", "cnn_train_steps", "xception_features", "two_branch", "cnn_forward",
-               "cnn_grads", "cnn_train_steps_aten")
+               "cnn_grads", "cnn_train_steps_aten", "whisper_encoder", "minilm_features")
 MARK = "DFDETECT_FINGERPRINT_MARKS"     # set: print "@@ part" before each torch part, "@@ end" after
 # candidate settings on top of the pin (stages/common.py), for --configs, each spelled out in full
 # so that a record stays comparable when the pin changes. oneDNN's AVX2 convolutions are BRGEMM
@@ -203,6 +204,23 @@ def compute() -> dict:
         part_seconds["cnn_train_steps_aten"] = time.perf_counter() - t1
         _mark("end")
         out["cnn_train_steps_aten"] = _h(torch.cat([q.detach().flatten() for q in cnn.parameters()]).numpy())
+        # the audio and text branches' frozen transformers (transcribe, DADA): MKL GEMMs mostly
+        import whisper  # noqa: PLC0415
+
+        from dfdetect.audio.whisper_engine import packaged_checkpoint  # noqa: PLC0415
+        from dfdetect.text.encoder import TextEncoder  # noqa: PLC0415
+
+        wm = whisper.load_model(str(packaged_checkpoint()), device="cpu")
+        wave = whisper.pad_or_trim((np.sin(np.arange(16000 * 3) * 0.05) * 0.1).astype(np.float32))
+        _mark("whisper_encoder")
+        with torch.no_grad():
+            out["whisper_encoder"] = _h(wm.encoder(whisper.log_mel_spectrogram(torch.from_numpy(wave))[None]).numpy())
+        _mark("end")
+        te = TextEncoder("packaged")
+        _mark("minilm_features")
+        out["minilm_features"] = _h(te.features(["The lift is out of order again, take the stairs.",
+                                                 "Press the pound key when you are finished."]))
+        _mark("end")
     out["_describe"] = determinism.describe()
     out["_seconds"] = round(t_torch, 3)
     out["_part_seconds"] = {k: round(v, 3) for k, v in part_seconds.items()}

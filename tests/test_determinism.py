@@ -5,7 +5,9 @@ One slice of every expensive cache (benchmarks/determinism_fingerprint.py) runs 
 that import ``stages/common.py`` first, as every stage does: demo rendering (an upscaled LFW face: OpenCV resize/GaussianBlur, IPP),
 x264 encoding, face alignment (dlib + warpAffine), MTCNN, numpy transcendental functions and BLAS
 (Saab), an MST++ forward (torch: ATen, oneDNN, MKL), dlib's face descriptor (face_embeddings),
-two training steps of the Lite0 frame CNN, and Xception and two-branch forwards. The run on this machine's native features
+two training steps of the Lite0 frame CNN (and their forward, one backward, and the steps with
+oneDNN off), Xception and two-branch forwards, the Whisper tiny.en encoder and MiniLM features.
+The run on this machine's native features
 must equal a run that emulates an AVX2-only machine; on an AVX-512 machine the same slice
 without the pin must differ (so the slice does exercise the dispatch the pin fixes).
 """

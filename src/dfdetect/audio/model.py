@@ -322,12 +322,14 @@ class AudioModel:
                                  int(p["embedding_dim"]), float(p["dropout"]), encoder)
 
     @torch.no_grad()
-    def embed(self, feats: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+    def embed(self, feats: Sequence[np.ndarray]) -> np.ndarray:
+        """Embeddings of (L, T, D) ``feats``, each utterance alone (no padding to its batch's
+        longest, no batch-shaped GEMM): an utterance's embedding is the same in any batch."""
         assert self.net is not None, "audio model not fitted"
         self.net.eval()
         out = []
-        for i in range(0, len(feats), batch_size):
-            x, m = pad_batch(feats[i:i + batch_size])
+        for f in feats:
+            x, m = pad_batch([f])
             out.append(self.net(x, m).numpy())
         if not out:
             return np.zeros((0, int(self.params["embedding_dim"])), dtype=np.float32)
