@@ -16,8 +16,8 @@ in turn, ``--repeats`` times each:
 - ``minilm``: all-MiniLM-L6-v2 features of 64 sentences (DADA's text branch).
 
 Prints the median seconds of each, the pinned/native and pinned/(pin with MKL AVX2) ratios, and
-whether pinned and native give the same bytes on this machine (on an AVX-512 machine they should not: that difference is what the pin
-removes). The machine may be shared: compare the ratios of one run, not absolutes.
+whether pinned and native give the same bytes on this machine (on an AVX-512 machine they should
+not: that difference is what the pin removes). The machine may be shared: compare the ratios of one run, not absolutes.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ x264, face alignment (warpAffine), MTCNN (align_faces' fallback detector: torch 
 one thread), numpy transcendental functions and BLAS (Saab), an MST++ forward (torch: ATen,
 oneDNN, MKL), dlib's face descriptor (face_embeddings), two training steps of the Lite0 frame
 CNN (also split into forward, one backward, and the steps with oneDNN off), Xception and
-two-branch forwards, and the Whisper tiny.en encoder and MiniLM features (transcribe, DADA). Whole-stage hashes say *that* two machines differ
-(``dvc.lock``); this says *which* library does.
+two-branch forwards, and the Whisper tiny.en encoder and MiniLM features (transcribe, DADA).
+Whole-stage hashes say *that* two machines differ (``dvc.lock``); this says *which* library does.
 
 ``benchmarks/fingerprints.json`` holds the hashes of the machines they were recorded on (CPU
 model, vendor, flags that matter). A component that differs from a recorded machine is a cache
@@ -186,7 +186,6 @@ def compute() -> dict:
         logit = cnn(xb)[:, 0]
         _mark("end")
         out["cnn_forward"] = _h(logit.detach().numpy())
-        cnn.zero_grad()
         _mark("cnn_grads")
         cnn.get_classifier().weight.data.fill_(0.01)    # a non-zero head: the first backward reaches every layer
         torch.nn.functional.binary_cross_entropy_with_logits(cnn(xb)[:, 0], y).backward()

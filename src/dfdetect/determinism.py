@@ -20,9 +20,10 @@ server CPU since Intel Haswell, 2013, and AMD Zen, 2017). MKL is the exception: 
 ran its native code there and torch's MKL matmuls differed between the vendors), so it is put
 in its ``COMPATIBLE`` branch, which both vendors run (``CNR:COMPATIBLE``; measured with
 ``benchmarks/determinism_fingerprint.py --configs`` on an Intel Xeon and an AMD EPYC: MTCNN,
-MST++, Xception and two-branch forwards the same on both, training steps still not). It must be in ``os.environ`` before
-those libraries are imported (``stages/common.py`` calls :func:`pin_cpu` at import time, before
-anything imports numpy); worker processes inherit it. IPP is switched off rather than pinned: its
+MST++, Xception and two-branch forwards the same on both, training steps still not).
+
+The pin must be in ``os.environ`` before those libraries are imported (``stages/common.py``
+calls :func:`pin_cpu` at import time, before anything imports numpy); worker processes inherit it. IPP is switched off rather than pinned: its
 dispatcher and code are closed, and OpenCV's own kernels are then the only ones used.
 
 Not pinned (README): x264, the ffmpeg program and PyAV's FFmpeg pick their assembly at run time

@@ -128,9 +128,7 @@ class TextAuthorModel:
         assert self.head is not None, "model not fitted"
         self.head.eval()
         x = torch.from_numpy(np.asarray(feats, dtype=np.float32))
-        if len(x) <= 1:
-            return self.head(x).numpy()
-        return torch.cat([self.head(x[i:i + 1]) for i in range(len(x))]).numpy()
+        return (torch.cat([self.head(row[None]) for row in x]) if len(x) else self.head(x)).numpy()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Author embeddings of ``texts`` (float32, one row each), each text encoded alone: no
