@@ -1,5 +1,6 @@
-"""Self-blended images: seeded, change only inside the (dilated) landmark hull, labelled fake;
-the training table and dataset of ``synthetic_fakes``; the class-balanced sampler."""
+"""Self-blended images: seeded, the fake differs from its real only inside the (grown) landmark
+hull, the source or the target altered; the training table and dataset of ``synthetic_fakes``
+(each real served beside its self-blend); the class-balanced sampler."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from dfdetect.faces.align import align_face, transform_points
 from dfdetect.nn.data import (BalancedSampler, FaceDataset, landmarks_in_face,
                               with_synthetic)
-from dfdetect.nn.sbi import hull_mask, max_spread, sbi_frames, self_blend
+from dfdetect.nn.sbi import (alter, blend_mask, hull_mask, max_spread, sbi_frames,
+                             self_blend, self_blend_pair)
 from dfdetect.store import ShardWriter, Store
 
 
@@ -57,23 +59,60 @@ def synthetic_face(seed: int, size: int, lm: np.ndarray) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def test_self_blend_changes_only_inside_the_dilated_hull_and_is_seeded():
+def _grown_hull(lm, shape, size):
+    return cv2.dilate(hull_mask(lm, shape).astype(np.uint8),
+                      np.ones((2 * max_spread(size) + 1,) * 2, np.uint8))
+
+
+def test_self_blend_pair_differs_only_inside_the_grown_hull_and_is_seeded():
     face = textured(0, 128)
     lm = face_landmarks(64, 64, 40)
-    out, mask = self_blend(face, lm, np.random.default_rng(5))
-    again, mask2 = self_blend(face, lm, np.random.default_rng(5))
-    np.testing.assert_array_equal(out, again)
-    np.testing.assert_array_equal(mask, mask2)
-    other, _ = self_blend(face, lm, np.random.default_rng(6))
-    assert not np.array_equal(out, other)
-    changed = (out != face).any(axis=2)
-    assert changed.sum() > 200                                    # a real alteration
-    assert not changed[mask == 0].any()                           # nothing outside its mask
-    grown = cv2.dilate(hull_mask(lm, face.shape).astype(np.uint8),
-                       np.ones((2 * max_spread(128) + 1,) * 2, np.uint8))
-    assert (mask[grown == 0] == 0).all()                          # the mask stays near the hull
-    assert changed[hull_mask(lm, face.shape) > 0].mean() > 0.3    # and covers the face
-    assert mask.max() <= 1.0 and mask.min() >= 0.0
+    hull = hull_mask(lm, face.shape) > 0
+    grown = _grown_hull(lm, face.shape, 128)
+    altered_target = 0
+    for seed in range(12):
+        real, fake, mask = self_blend_pair(face, lm, np.random.default_rng(seed))
+        again = self_blend_pair(face, lm, np.random.default_rng(seed))
+        for a, b in zip((real, fake, mask), again):
+            np.testing.assert_array_equal(a, b)                   # seeded
+        changed = (fake != real).any(axis=2)
+        assert changed.sum() > 200                                # a real alteration
+        assert not changed[mask == 0].any()                       # the fake is its real outside the mask
+        assert (mask[grown == 0] == 0).all()                      # the mask stays near the hull
+        assert changed[hull].mean() > 0.3                         # and covers the face
+        assert 0.0 <= mask.min() and mask.max() <= 1.0
+        if not np.array_equal(real, face):                        # the target was the altered copy:
+            altered_target += 1                                   # the real shares the alteration
+            assert (real != face).any(axis=2)[grown == 0].mean() > 0.5
+            np.testing.assert_array_equal(fake[mask == 0], real[mask == 0])
+    assert 2 <= altered_target <= 10                              # source or target, 1/2 each
+    other = self_blend_pair(face, lm, np.random.default_rng(99))[1]
+    assert not np.array_equal(other, self_blend_pair(face, lm, np.random.default_rng(98))[1])
+    fake, mask = self_blend(face, lm, np.random.default_rng(3), "source")
+    assert not (fake != face).any(axis=2)[mask == 0].any()        # source only: the face outside
+    with pytest.raises(ValueError, match="alter_which"):
+        self_blend_pair(face, lm, np.random.default_rng(0), "target")
+
+
+def test_alteration_is_a_downscale_or_a_sharpening():
+    face = textured(7, 96)
+    lap = lambda x: cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()  # noqa: E731
+    kinds = {"blurred": 0, "sharpened": 0}
+    for seed in range(16):
+        out = alter(face, np.random.default_rng(seed))
+        assert out.shape == face.shape and out.dtype == np.uint8
+        kinds["blurred" if lap(out) < 0.8 * lap(face) else "sharpened"] += 1
+    assert min(kinds.values()) >= 3, kinds                        # one of the two, both drawn
+
+
+def test_blend_mask_shrinks_then_softens_the_hull():
+    lm = face_landmarks(64, 64, 40)
+    hull = hull_mask(lm, (128, 128))
+    soft = blend_mask(hull, np.random.default_rng(1))
+    assert soft.max() == pytest.approx(1.0, abs=1e-6)
+    assert 0.0 < soft[hull > 0].mean() < 1.0                      # soft edges inside the hull
+    assert ((soft > 0) & (soft < 1)).sum() > 100
+    assert blend_mask(np.zeros((64, 64), np.float32), np.random.default_rng(0)).max() == 0
 
 
 def test_self_blend_refuses_bad_landmarks():
@@ -103,8 +142,10 @@ def test_with_synthetic_tables():
     assert sbi["synthetic"].tolist() == [False] * 3 + [True] * 3
     assert (sbi.loc[sbi["synthetic"], "y"] == 1).all() and (sbi.loc[~sbi["synthetic"], "y"] == 0).all()
     assert (sbi.loc[sbi["synthetic"], "label"] == "fake").all()
+    assert sbi["sbi_pair"].tolist() == [0, 1, 2, 0, 1, 2]           # each real beside its fake
     mixed = with_synthetic(items, "mixed")
     assert len(mixed) == 7 and mixed["y"].sum() == 4 and mixed["synthetic"].sum() == 3
+    assert mixed["sbi_pair"].tolist() == [0, 1, -1, 2, 0, 1, 2]     # the dataset's fake: no pair
     with pytest.raises(ValueError, match="synthetic_fakes"):
         with_synthetic(items, "blend")
     with pytest.raises(ValueError, match="needs real"):
@@ -139,20 +180,29 @@ def store(tmp_path):
 def test_dataset_serves_self_blended_fakes(store):
     directory, index, faces, lms = store
     table = with_synthetic(index, "sbi")
-    ds = FaceDataset(directory, table, seed=4)
+    assert table["sbi_pair"].tolist() == [0, 1, 2, 0, 1, 2]
+    ds = FaceDataset(directory, table, seed=6)
     assert ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
     for i in range(3):
-        np.testing.assert_array_equal(ds[i][0], faces[i])          # reals unchanged
+        real, y_real, _ = ds[i]
         fake, y, _ = ds[3 + i]
-        assert y == 1.0
-        changed = (fake != faces[i]).any(axis=2)
+        assert (y_real, y) == (0.0, 1.0)
+        lm = landmarks_in_face(lms[i], "face", 96, {"margin": 0.3})
+        want_real, want_fake, _ = self_blend_pair(faces[i], lm, np.random.default_rng([6, 0, 1, i]))
+        np.testing.assert_array_equal(real, want_real)              # the pair's real (its target)
+        np.testing.assert_array_equal(fake, want_fake)              # and its self-blend
+        changed = (fake != real).any(axis=2)
         assert changed.sum() > 100
-        hull = hull_mask(landmarks_in_face(lms[i], "face", 96, {"margin": 0.3}), faces[i].shape)
-        grown = cv2.dilate(hull.astype(np.uint8), np.ones((2 * max_spread(96) + 1,) * 2, np.uint8))
-        assert not changed[grown == 0].any()
-        np.testing.assert_array_equal(fake, FaceDataset(directory, table, seed=4)[3 + i][0])
+        assert not changed[_grown_hull(lm, faces[i].shape, 96) == 0].any()
+        np.testing.assert_array_equal(fake, FaceDataset(directory, table, seed=6)[3 + i][0])
+    served = [not np.array_equal(ds[i][0], faces[i]) for i in range(3)]
+    assert served == [False, False, True]                           # seed 6: the third altered its target
+    plain = FaceDataset(directory, index, seed=6)                   # no synthetic_fakes: stored faces
+    np.testing.assert_array_equal(plain[0][0], faces[0])
+    with pytest.raises(ValueError, match="sbi_pair"):
+        FaceDataset(directory, table.drop(columns="sbi_pair"), seed=6)
     ds.set_epoch(1)                                                 # a new epoch, a new blend
-    assert not np.array_equal(ds[3][0], FaceDataset(directory, table, seed=4)[3][0])
+    assert not np.array_equal(ds[3][0], FaceDataset(directory, table, seed=6)[3][0])
 
 
 def test_balanced_sampler_proportions_and_seeding():

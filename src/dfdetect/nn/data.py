@@ -90,9 +90,12 @@ class FaceDataset:
     (float32; ``nan`` where the column is absent). ``transform(image, rng)`` maps the stored
     array to a tensor; without one the raw array is returned.
 
-    A true ``synthetic`` column marks rows whose image is a self-blended fake
-    (:func:`dfdetect.nn.sbi.self_blend`) of the stored real face, made with the item's generator
-    from its stored ``landmarks`` mapped into the face (their label column should say fake).
+    A true ``synthetic`` column marks rows whose image is a self-blended fake of the stored real
+    face (:func:`dfdetect.nn.sbi.self_blend_pair`), made from its stored ``landmarks`` mapped into
+    the face (their label column should say fake). An ``sbi_pair`` column (>= 0) ties such a fake
+    to the real row it was made from: both draw the pair's generator of ``(seed, epoch, pair)``,
+    the fake row serves the pair's fake and the real row the pair's real (the face itself, or its
+    altered copy when SBI altered the target), as SBI trains on each real beside its self-blend.
     """
 
     def __init__(self, store_dir: str | Path, items_df: pd.DataFrame, field: str = "face",
@@ -115,6 +118,10 @@ class FaceDataset:
                        else np.full(len(df), np.nan, dtype=np.float32))
         self.synthetic = (df["synthetic"].astype(bool).to_numpy() if "synthetic" in df.columns
                           else np.zeros(len(df), dtype=bool))
+        self.pairs = (df["sbi_pair"].fillna(-1).astype(np.int64).to_numpy() if "sbi_pair" in df.columns
+                      else np.full(len(df), -1, dtype=np.int64))
+        if (self.synthetic & (self.pairs < 0)).any():
+            raise ValueError("synthetic rows need an sbi_pair (see with_synthetic)")
         self._shard_params: dict[int, dict] = {}
 
     def __len__(self) -> int:
@@ -151,21 +158,24 @@ class FaceDataset:
         i = int(i)
         if i < 0 or i >= len(self):
             raise IndexError(i)
+        pair = int(self.pairs[i])
         try:
             image = self.read(i)
-            lm = self.landmarks(i, image.shape[0]) if self.synthetic[i] else None
+            lm = self.landmarks(i, image.shape[0]) if pair >= 0 else None
         except Exception as exc:
             raise RuntimeError(f"{self.store_dir}: cannot read {self.field!r} of "
                                f"{self.video_ids[i]!r} frame {self.frame_indices[i]}: {exc}") from exc
         rng = np.random.default_rng([self.seed, self.epoch, i])
         if lm is not None:
-            from .sbi import self_blend  # noqa: PLC0415
+            from .sbi import self_blend_pair  # noqa: PLC0415
 
             try:
-                image = self_blend(np.asarray(image), lm, rng)[0]
+                real, fake, _ = self_blend_pair(np.asarray(image), lm,
+                                                np.random.default_rng([self.seed, self.epoch, 1, pair]))
             except ValueError as exc:
                 raise RuntimeError(f"{self.store_dir}: cannot self-blend {self.video_ids[i]!r} frame "
                                    f"{self.frame_indices[i]}: {exc}") from exc
+            image = fake if self.synthetic[i] else real
         if self.transform is not None:
             image = self.transform(image, rng)
         return image, self.labels[i], i
@@ -203,12 +213,14 @@ def with_synthetic(items: pd.DataFrame, mode: str) -> pd.DataFrame:
     """The training table of ``synthetic_fakes: mode``.
 
     - ``none``: ``items`` unchanged;
-    - ``sbi``: the real rows only (the dataset's fakes are dropped), each twice: as itself
-      (``y = 0``) and as a self-blended fake (``synthetic = True``, ``y = 1``), as SBI trains;
+    - ``sbi``: the real rows only (the dataset's fakes are dropped), each twice: as the real of
+      its pair (``y = 0``) and as its self-blended fake (``synthetic = True``, ``y = 1``), as SBI
+      trains;
     - ``mixed``: every row, plus a self-blended fake of each real row.
 
     The added rows keep their real row's ``video_id``/``frame_index`` (the face they are made
-    from) and follow the original rows in the same order.
+    from) and follow the original rows in the same order; ``sbi_pair`` numbers each real row and
+    its fake alike (``-1`` on the dataset's fakes).
     """
     mode = str(mode or "none").lower()
     if mode not in SYNTHETIC_FAKES:
@@ -219,6 +231,10 @@ def with_synthetic(items: pd.DataFrame, mode: str) -> pd.DataFrame:
     reals = items[items["y"].astype(float) < 0.5]
     if reals.empty:
         raise ValueError(f"synthetic_fakes: {mode} needs real training faces; the train split has none")
+    pair = pd.Series(-1, index=items.index, dtype=np.int64)
+    pair[reals.index] = np.arange(len(reals))
+    items = items.assign(sbi_pair=pair)
+    reals = items.loc[reals.index]
     base = reals if mode == "sbi" else items
     fakes = reals.assign(y=np.float32(1.0), synthetic=True)
     if "label" in fakes.columns:

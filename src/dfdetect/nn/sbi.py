@@ -2,25 +2,39 @@
 CVPR 2022): fake training faces made from one real face.
 
 A face blended with a slightly altered copy of itself carries the generic traces of face
-manipulation (a blending boundary, a colour or sharpness mismatch inside the face, a small
-misalignment) without any identity or method-specific artefact, so a detector trained on real
-faces and their self-blends learns those traces rather than one generator's fingerprint. From
-one real face and its 68 landmarks (in the face's own pixel coordinates), :func:`self_blend`:
+manipulation (a blending boundary, a colour or sharpness mismatch between the face and its
+surroundings, a small misalignment) without any identity or method-specific artefact, so a
+detector trained on real faces and their self-blends learns those traces rather than one
+generator's fingerprint. From one real face and its 68 landmarks (in the face's own pixel
+coordinates), :func:`self_blend_pair` follows the paper and the authors' released recipe:
 
-1. the *target* is the face itself; the *source* is a copy altered in colour (per-channel
-   shift, hue/saturation/value shift, brightness/contrast), sharpness (blur or sharpen),
-   resolution (down/up-scale) and geometry (a small translation and scale);
-2. the blending mask is the convex hull of the landmarks, deformed by a smooth random
-   (elastic) displacement, eroded or dilated by a random amount, and blurred twice with
-   random Gaussian kernels, then multiplied by a blend ratio drawn from
-   ``{0.25, 0.5, 0.75, 1, 1, 1}`` (the paper's choice);
-3. the self-blended face is ``mask * source + (1 - mask) * target``.
+1. *source-target generator*: two copies of the face; one of them, the source or the target
+   with probability 1/2 each (``alter="random"``), is altered in colour (an RGB shift of up to
+   20 levels with probability 0.3, brightness and contrast up to 10 %) and in frequency (one of:
+   a down-scale by 2 or 4, nearest, and back up, bilinear; or a 3 x 3 sharpening of random
+   strength); the source is then shifted (up to 3 % across, 1.5 % down) and scaled (0.95 to
+   1/0.95), and the blending mask with it;
+2. *mask generator*: the convex hull of the landmarks, moved with the source, deformed by an
+   elastic displacement, then (at a random working size of 192-256 px, as the authors' code)
+   blurred with a random odd kernel of 5-25 px and cut to where the blur is 1 (a shrink), blurred
+   again (kernel 5-25 px, sigma 5-45) and scaled to a peak of 1, times a blend ratio drawn from
+   ``{0.25, 0.5, 0.75, 1, 1, 1}``;
+3. the self-blended face is ``mask * source + (1 - mask) * target``, and the *real* face of the
+   pair is the target: when the target is the altered copy, the real and the fake share that
+   alteration, so a global colour or sharpness change never tells them apart, only the
+   inconsistency inside the face does.
 
 Every random choice comes from the generator passed in, so a seed gives the same bytes. Where
-the returned mask is 0 the result equals the input face exactly: the change lives inside the
-landmark hull grown by at most :func:`max_spread` pixels. (The training dataset maps a stored
-face's full-frame landmarks into the face: :func:`dfdetect.nn.data.landmarks_in_face`.) The geometry of the demo builder's
-``sbi`` method and of the training fakes (``synthetic_fakes: sbi | mixed``) is this function.
+the returned mask is 0 the fake equals the pair's real exactly: the change lives inside the
+landmark hull grown by at most :func:`max_spread` pixels. The training dataset serves both faces
+of a pair (``synthetic_fakes: sbi | mixed``, :func:`dfdetect.nn.data.with_synthetic`) and maps a
+stored face's full-frame landmarks into the face (:func:`dfdetect.nn.data.landmarks_in_face`).
+The demo builder's ``sbi`` method alters the source only (``alter="source"``): its fake video sits
+beside the untouched real clip, as a face-swap tool leaves the frame outside the face as it was.
+
+Departures from the authors' code, where the paper leaves it open: 68 landmarks (dlib) instead of
+their 81 with the forehead, and one convex hull instead of their random choice among four hull
+shapes; their HSV shift (limits of 0.3 on 8-bit channels, below one level) is left out.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ import cv2
 import numpy as np
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+ALTER = ("random", "source")
 
 
 def hull_mask(points: np.ndarray, shape) -> np.ndarray:
@@ -40,30 +55,40 @@ def hull_mask(points: np.ndarray, shape) -> np.ndarray:
     return mask.astype(np.float32)
 
 
-def max_spread(size: int) -> int:
-    """An upper bound (pixels) of how far outside the landmark hull the blending mask reaches on
-    a ``size`` x ``size`` face: elastic displacement + dilation + the two blur kernels' radii."""
-    return int(np.ceil(_elastic_amp(size))) + _max_morph(size) + 2 * _max_blur(size) + 1
+# the source's (and mask's) shift and scale: up to 3 % across, 1.5 % down, scale 0.95 to 1/0.95
+SHIFT_X, SHIFT_Y, SCALE_LO = 0.03, 0.015, 0.95
+# the mask's working size and blur kernels, in pixels of that size (the authors' values)
+WORK_SIZE = (192, 256)
+KERNEL = (5, 25)
 
 
 def _elastic_amp(size: int) -> float:
+    """Largest elastic displacement (pixels) of the mask on a ``size`` face: the authors'
+    alpha 50 / sigma 7 at a 256 px face gives displacements of a few pixels; 2 % of the size."""
     return 0.02 * size
 
 
-def _max_morph(size: int) -> int:
-    return max(1, int(round(0.04 * size)))
+def max_spread(size: int) -> int:
+    """An upper bound (pixels) of how far outside the landmark hull the blending mask reaches on
+    a ``size`` x ``size`` face: the source's shift and scale, the elastic displacement and the
+    second blur's radius (the first blur and its cut only shrink the mask)."""
+    affine = max(SHIFT_X, SHIFT_Y) * size + (1.0 / SCALE_LO - 1.0) * size / np.sqrt(2.0)
+    blur = (KERNEL[1] // 2) * size / WORK_SIZE[0]
+    return int(np.ceil(affine + _elastic_amp(size) + blur)) + 2
 
 
-def _max_blur(size: int) -> int:
-    """Largest Gaussian kernel radius used on the mask."""
-    return max(2, int(round(0.06 * size)))
+def _affine(size_w: int, size_h: int, rng: np.random.Generator) -> np.ndarray:
+    s = rng.uniform(SCALE_LO, 1.0 / SCALE_LO)
+    tx = rng.uniform(-SHIFT_X, SHIFT_X) * size_w
+    ty = rng.uniform(-SHIFT_Y, SHIFT_Y) * size_h
+    cx, cy = (size_w - 1) / 2.0, (size_h - 1) / 2.0
+    return np.array([[s, 0, (1 - s) * cx + tx], [0, s, (1 - s) * cy + ty]], np.float64)
 
 
-def deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Elastic displacement, random erosion/dilation and two random Gaussian blurs of a mask."""
+def _elastic(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A smooth random displacement of the mask (a coarse grid of offsets, upsampled)."""
     h, w = mask.shape
     size = max(h, w)
-    # smooth random displacement: a coarse grid of offsets, upsampled (cubic)
     grid = max(2, size // 16)
     amp = _elastic_amp(size)
     dx = cv2.resize(rng.uniform(-amp, amp, (grid, grid)).astype(np.float32), (w, h),
@@ -72,65 +97,80 @@ def deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
                     interpolation=cv2.INTER_CUBIC)
     dx, dy = np.clip(dx, -amp, amp), np.clip(dy, -amp, amp)
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    out = cv2.remap(mask, xs + dx, ys + dy, interpolation=cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    # erosion or dilation by up to _max_morph pixels
-    k = int(rng.integers(0, _max_morph(size) + 1))
-    op = cv2.erode if rng.random() < 0.5 else cv2.dilate
-    if k > 0:
-        out = op(out, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
-    # two Gaussian blurs with random (odd) kernels
-    for _ in range(2):
-        r = int(rng.integers(1, _max_blur(size) + 1))
-        out = cv2.GaussianBlur(out, (2 * r + 1, 2 * r + 1), 0, borderType=cv2.BORDER_CONSTANT)
+    return cv2.remap(mask, xs + dx, ys + dy, interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _odd_kernel(rng: np.random.Generator) -> int:
+    return int(rng.choice(np.arange(KERNEL[0], KERNEL[1] + 1, 2)))
+
+
+def blend_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The soft blending mask of a (moved, deformed) hull mask, before the blend ratio: at a
+    random working size, a blur cut to where it is 1 (a shrink), then a second blur, peak 1."""
+    h, w = mask.shape
+    wh, ww = (int(rng.integers(WORK_SIZE[0], WORK_SIZE[1] + 1)) for _ in range(2))
+    out = cv2.resize(mask, (ww, wh), interpolation=cv2.INTER_LINEAR)
+    k1 = _odd_kernel(rng)
+    out = cv2.GaussianBlur(out, (k1, k1), 0)
     peak = float(out.max())
-    if peak > 0:
-        out = out / peak
+    if peak <= 0:
+        return np.zeros((h, w), np.float32)
+    out = out / peak
+    out[out < 1.0] = 0.0
+    k2, sigma = _odd_kernel(rng), float(rng.integers(5, 46))
+    out = cv2.GaussianBlur(out, (k2, k2), sigma)
+    peak = float(out.max())
+    if peak <= 0:                 # the shrink left nothing (a tiny hull): keep the plain hull
+        out = cv2.resize(mask, (ww, wh), interpolation=cv2.INTER_LINEAR)
+        peak = float(out.max())
+    out = cv2.resize(out / peak, (w, h), interpolation=cv2.INTER_LINEAR)
     out[out < 1e-3] = 0.0
-    return out.astype(np.float32)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def pseudo_source(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The altered copy of ``face``: colour, sharpness, resolution, small geometry changes."""
-    h, w = face.shape[:2]
+def _sharpen(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 3 x 3 sharpening: the identity mixed (alpha 0.2-0.5) with a Laplacian kernel whose
+    centre is 8 + lightness (0.5-1)."""
+    alpha, lightness = rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.0)
+    effect = -np.ones((3, 3), np.float32)
+    effect[1, 1] = 8.0 + lightness
+    keep = np.zeros((3, 3), np.float32)
+    keep[1, 1] = 1.0
+    kernel = (1.0 - alpha) * keep + alpha * effect
+    return np.clip(cv2.filter2D(x.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT_101),
+                   0, 255).astype(np.uint8)
+
+
+def _downscale(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Down by 2 or 4 (nearest) and back up (bilinear): a face rendered at a lower resolution."""
+    h, w = x.shape[:2]
+    r = int(rng.choice([2, 4]))
+    small = cv2.resize(x, (max(1, w // r), max(1, h // r)), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def alter(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The source-target augmentation of one copy: colour (RGB shift with probability 0.3,
+    brightness / contrast), then one of a down/up-scale or a sharpening."""
     x = face.astype(np.float32)
-    # colour: per-channel shift, then HSV shift, then brightness / contrast
-    x = x + rng.uniform(-20, 20, 3).astype(np.float32)
-    x = np.clip(x, 0, 255).astype(np.uint8)
-    hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV).astype(np.int16)
-    hsv[..., 0] = (hsv[..., 0] + int(rng.integers(-5, 6))) % 180
-    hsv[..., 1] = np.clip(hsv[..., 1] + int(rng.integers(-20, 21)), 0, 255)
-    hsv[..., 2] = np.clip(hsv[..., 2] + int(rng.integers(-20, 21)), 0, 255)
-    x = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
-    x = (x - 128.0) * (1.0 + rng.uniform(-0.1, 0.1)) + 128.0 + rng.uniform(-0.1, 0.1) * 255.0
-    x = np.clip(x, 0, 255).astype(np.uint8)
-    # sharpness: blur, sharpen or neither
-    pick = rng.random()
-    sigma = rng.uniform(0.5, 1.5)
-    if pick < 1 / 3:
-        x = cv2.GaussianBlur(x, (0, 0), sigma)
-    elif pick < 2 / 3:
-        soft = cv2.GaussianBlur(x, (0, 0), sigma)
-        x = cv2.addWeighted(x, 1.0 + sigma, soft, -sigma, 0)
-    # resolution: down-scale by 0.5-1 and back
-    scale = rng.uniform(0.5, 1.0)
-    if scale < 0.98:
-        small = cv2.resize(x, (max(4, int(w * scale)), max(4, int(h * scale))), interpolation=cv2.INTER_AREA)
-        x = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    # geometry: translation up to 3 % and scale 0.95-1.05 about the centre
-    s = rng.uniform(0.95, 1.05)
-    tx, ty = rng.uniform(-0.03, 0.03) * w, rng.uniform(-0.03, 0.03) * h
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    m = np.array([[s, 0, (1 - s) * cx + tx], [0, s, (1 - s) * cy + ty]], np.float64)
-    return cv2.warpAffine(x, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if rng.random() < 0.3:
+        x = x + rng.uniform(-20, 20, 3).astype(np.float32)
+    contrast, brightness = 1.0 + rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1) * 255.0
+    x = np.clip(x * contrast + brightness, 0, 255).astype(np.uint8)
+    return _downscale(x, rng) if rng.random() < 0.5 else _sharpen(x, rng)
 
 
-def self_blend(face: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(self-blended face uint8 H x W x 3, blending mask float32 H x W in [0, 1]).
+def self_blend_pair(face: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+                    alter_which: str = "random") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(real uint8 H x W x 3, self-blended fake uint8 H x W x 3, mask float32 H x W in [0, 1]).
 
     ``landmarks``: 68 (or any number >= 3) points in ``face``'s pixel coordinates.
+    ``alter_which``: ``random`` (the paper: the source or the target, 1/2 each) or ``source``.
+    The real is the target: ``face`` itself, or its altered copy when the target was altered.
     """
+    if alter_which not in ALTER:
+        raise ValueError(f"alter_which must be one of {', '.join(ALTER)}, got {alter_which!r}")
     face = np.ascontiguousarray(face)
     if face.ndim == 2:
         face = np.repeat(face[..., None], 3, axis=2)
@@ -143,22 +183,36 @@ def self_blend(face: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
     if base.sum() < 16:
         raise ValueError(f"landmark hull covers {int(base.sum())} pixels of the {face.shape[1]}x"
                          f"{face.shape[0]} face (landmarks outside it?)")
-    mask = deform_mask(base, rng)
+    h, w = face.shape[:2]
+    alter_source = alter_which == "source" or rng.random() < 0.5
+    source, target = (alter(face, rng), face) if alter_source else (face, alter(face, rng))
+    m = _affine(w, h, rng)                      # the source and its mask move together
+    source = cv2.warpAffine(source, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    moved = cv2.warpAffine(base, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=0)
+    mask = blend_mask(_elastic(moved, rng), rng)
     mask = mask * float(BLEND_RATIOS[int(rng.integers(len(BLEND_RATIOS)))])
-    source = pseudo_source(face, rng)
     m3 = mask[..., None]
-    out = m3 * source.astype(np.float32) + (1.0 - m3) * face.astype(np.float32)
+    out = m3 * source.astype(np.float32) + (1.0 - m3) * target.astype(np.float32)
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    out[mask == 0] = face[mask == 0]          # exact outside the mask (no rounding drift)
-    return out, mask
+    out[mask == 0] = target[mask == 0]          # exact outside the mask (no rounding drift)
+    return target, out, mask
+
+
+def self_blend(face: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+               alter_which: str = "random") -> tuple[np.ndarray, np.ndarray]:
+    """(self-blended fake, mask) of :func:`self_blend_pair` (its real is dropped)."""
+    _, fake, mask = self_blend_pair(face, landmarks, rng, alter_which)
+    return fake, mask
 
 
 def sbi_frames(frames: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A self-blended video: one set of random choices (the same alteration and mask deformation
     for every frame, as a face-swap tool keeps its settings over a clip), the mask following each
-    frame's landmarks."""
+    frame's landmarks; the source is the altered copy, so outside the mask the frames are the
+    real clip's."""
     seed = int(rng.integers(2**63))
     out = np.empty_like(frames)
     for i, (f, lm) in enumerate(zip(frames, landmarks)):
-        out[i] = self_blend(f, lm, np.random.default_rng(seed))[0]   # same draws for every frame
+        out[i] = self_blend(f, lm, np.random.default_rng(seed), "source")[0]   # same draws per frame
     return out
