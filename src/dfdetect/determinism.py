@@ -23,8 +23,9 @@ in its ``COMPATIBLE`` branch, which both vendors run (``CNR:COMPATIBLE``; measur
 MST++, Xception and two-branch forwards the same on both, training steps still not).
 
 The pin must be in ``os.environ`` before those libraries are imported (``stages/common.py``
-calls :func:`pin_cpu` at import time, before anything imports numpy); worker processes inherit it. IPP is switched off rather than pinned: its
-dispatcher and code are closed, and OpenCV's own kernels are then the only ones used.
+calls :func:`pin_cpu` at import time, before anything imports numpy); worker processes inherit
+it. IPP is switched off rather than pinned: its dispatcher and code are closed, and OpenCV's own
+kernels are then the only ones used.
 
 Not pinned (README): x264, the ffmpeg program and PyAV's FFmpeg pick their assembly at run time
 too, but gave the same bytes with AVX-512 on and off; dlib is compiled for AVX (no run-time

@@ -9,7 +9,7 @@ generator's fingerprint. From one real face and its 68 landmarks (in the face's 
 coordinates), :func:`self_blend_pair` follows the paper and the authors' released recipe:
 
 1. *source-target generator*: two copies of the face; one of them, the source or the target
-   with probability 1/2 each (``alter="random"``), is altered in colour (an RGB shift of up to
+   with probability 1/2 each (``alter_which="random"``), is altered in colour (an RGB shift of up to
    20 levels with probability 0.3, brightness and contrast up to 10 %) and in frequency (one of:
    a down-scale by 2 or 4, nearest, and back up, bilinear; or a 3 x 3 sharpening of random
    strength); the source is then shifted (up to 3 % across, 1.5 % down) and scaled (0.95 to
@@ -29,7 +29,7 @@ the returned mask is 0 the fake equals the pair's real exactly: the change lives
 landmark hull grown by at most :func:`max_spread` pixels. The training dataset serves both faces
 of a pair (``synthetic_fakes: sbi | mixed``, :func:`dfdetect.nn.data.with_synthetic`) and maps a
 stored face's full-frame landmarks into the face (:func:`dfdetect.nn.data.landmarks_in_face`).
-The demo builder's ``sbi`` method alters the source only (``alter="source"``): its fake video sits
+The demo builder's ``sbi`` method alters the source only (``alter_which="source"``): its fake video sits
 beside the untouched real clip, as a face-swap tool leaves the frame outside the face as it was.
 
 Departures from the authors' code, where the paper leaves it open: 68 landmarks (dlib) instead of
@@ -120,11 +120,8 @@ def blend_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out[out < 1.0] = 0.0
     k2, sigma = _odd_kernel(rng), float(rng.integers(5, 46))
     out = cv2.GaussianBlur(out, (k2, k2), sigma)
-    peak = float(out.max())
-    if peak <= 0:                 # the shrink left nothing (a tiny hull): keep the plain hull
-        out = cv2.resize(mask, (ww, wh), interpolation=cv2.INTER_LINEAR)
-        peak = float(out.max())
-    out = cv2.resize(out / peak, (w, h), interpolation=cv2.INTER_LINEAR)
+    # the cut kept the peak (1 after the division), so the second blur's peak is positive
+    out = cv2.resize(out / float(out.max()), (w, h), interpolation=cv2.INTER_LINEAR)
     out[out < 1e-3] = 0.0
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
