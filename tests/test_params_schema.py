@@ -281,7 +281,10 @@ def test_light_schema_modules_match_the_code_they_describe():
     from dfdetect.text import model as text_model  # noqa: PLC0415
     from dfdetect.text import params as text_params  # noqa: PLC0415
 
+    from dfdetect.text import encoder  # noqa: PLC0415
+
     assert text_params.DISTANCES == losses.DISTANCES and text_params.MINING == losses.MINING
+    assert text_params.PACKAGED == encoder.PACKAGED
     assert spectral_params.BANDS == len(mst.WAVELENGTHS_NM)
     assert text_model.PARAMS is config.schema("text_model")
     assert audio_model.PARAMS is config.schema("audio_model")
@@ -310,3 +313,96 @@ def test_unknown_detector_name_on_the_command_line(stage, tmp_path, capsys):
     for name in ("train", "evaluate"):
         line = _exit2(stage(name).main, ["--params", _params(tmp_path), "--detector", "resnet5"], capsys)
         assert f"stages/{name}.py: models.resnet5: unknown detector; did you mean 'resnet50'?" in line
+
+
+# ------------------------------------------------------------------------------ names and paths
+# A param that names a file, a folder, a model or an executor is checked when the stage parses
+# its params: a typo ends in one line and exit 2, not in a traceback once the stage has started.
+@pytest.mark.parametrize("section, value, message", [
+    ("make_demo", {"source": "no/such/folder"}, "make_demo.source = 'no/such/folder': must be an existing folder"),
+    ("train_mst", {"arad_root": "no-arad"}, "train_mst.arad_root = 'no-arad': must be an existing folder"),
+    ("hyperspectral", {"checkpoint": "mst.pth"}, "hyperspectral.checkpoint = 'mst.pth': must be an existing file or folder"),
+    ("executor", {"backend": "procss"}, "executor.backend = 'procss': must be one of serial, process, dask, loky"),
+    ("saab", {"executor": {"backend": "ray"}}, "saab.executor.backend = 'ray'"),
+    ("transcribe", {"model": "tiny.enn"}, "transcribe.model = 'tiny.enn': must be 'packaged', a name openai-whisper"),
+    ("transcribe", {"engine": "faster-whisper", "model": "distil-tiny"}, "a Hugging Face repo id or an existing"),
+    ("transcribe", {"language": "de"}, "transcribe.language = 'de': must be en or null: transcribe.model 'tiny.en' is English-only"),
+    ("transcribe", {"model": "base.en", "language": "fr"}, "'base.en' is English-only"),
+    ("audio_model", {"whisper_model": "smal"}, "audio_model.whisper_model = 'smal'"),
+    ("text_model", {"corpus": {"source": "jsonl"}}, "text_model.corpus.path = '': must be an existing JSONL file"),
+    ("text_model", {"corpus": {"path": "no-fortunes"}}, "text_model.corpus.path = 'no-fortunes': must be ''"),
+    ("text_model", {"backbone": "not a model id"}, "text_model.backbone = 'not a model id': must be 'packaged', a local"),
+])
+def test_names_and_paths_are_checked(section, value, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamError) as exc:
+        config.validate(section, value)
+    assert message in str(exc.value)
+
+
+def test_names_and_paths_that_exist_pass(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "mst.pth").write_bytes(b"")
+    (tmp_path / "quotes.jsonl").write_text("")
+    (tmp_path / "whisper.pt").write_bytes(b"")
+    for section, value in [
+            ("make_demo", {"source": "src"}), ("make_demo", {"source": ""}),
+            ("train_mst", {"arad_root": str(tmp_path / "src")}), ("train_mst", {"arad_root": None}),
+            ("hyperspectral", {"checkpoint": "mst.pth"}), ("hyperspectral", {"checkpoint": "src"}),
+            ("executor", {"backend": "serial"}), ("executor", {"backend": "process"}),
+            ("executor", {"backend": "dask"}), ("executor", {"backend": "threading"}),
+            ("transcribe", {"model": "tiny.en"}), ("transcribe", {"model": "whisper.pt", "language": "de"}),
+            ("transcribe", {"model": "small", "language": "de"}), ("transcribe", {"model": "packaged"}),
+            ("transcribe", {"engine": "faster-whisper", "model": "distil-small.en"}),
+            ("audio_model", {"whisper_model": "whisper.pt"}),
+            ("audio_model", {"backbone": "lfcc", "whisper_model": "unused"}),   # only the backbone in use
+            ("text_model", {"corpus": {"source": "jsonl", "path": "quotes.jsonl"}}),
+            ("text_model", {"corpus": {"path": "src"}}), ("text_model", {"backbone": "packaged"}),
+            ("text_model", {"backbone": "src"})]:
+        config.validate(section, value)
+
+
+def test_hub_models_offline_must_be_cached(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))          # an empty Hugging Face cache
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    import huggingface_hub.constants as hc  # noqa: PLC0415
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ParamError, match="HF_HUB_OFFLINE is set and it is not cached"):
+        config.validate("text_model", {"backbone": "microsoft/deberta-v3-base"})
+    with pytest.raises(ParamError, match="audio_model.wav2vec2_model = 'facebook/wav2vec2-base'"):
+        config.validate("audio_model", {"backbone": "wav2vec2"})
+    snap = tmp_path / "hf" / "hub" / "models--microsoft--deberta-v3-base" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    refs = snap.parent.parent / "refs"
+    refs.mkdir()
+    (refs / "main").write_text("abc")
+    config.validate("text_model", {"backbone": "microsoft/deberta-v3-base"})   # cached: offline is fine
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    config.validate("text_model", {"backbone": "roberta-base"})                # online: any id
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("sample_frames", ["--shard", "7"]), ("extract_audio", ["--shard", "2"]),
+    ("align_faces", ["--shard", "-1"]), ("hyperspectral", ["--shard", "2", "--sharding.num_shards", "2"])])
+def test_shard_outside_sharding_is_exit_2(stage, tmp_path, capsys, name, argv):
+    line = _exit2(stage(name).main, ["--params", _params(tmp_path), *argv], capsys)
+    assert f"stages/{name}.py: --shard = {argv[1]}: must be one of sharding.shards [0, 1]" == line
+
+
+def test_bad_names_stop_the_stage_before_work(stage, tmp_path, capsys):
+    out = tmp_path / "demo"
+    line = _exit2(stage("make_demo").main, ["--params", _params(tmp_path), "--out", str(out),
+                                            "--source", str(tmp_path / "nowhere")], capsys)
+    assert line.startswith("stages/make_demo.py: make_demo.source = ") and not out.exists()
+    line = _exit2(stage("transcribe").main, ["--params", _params(tmp_path), "--model", "tiny.enn",
+                                             "--out", str(tmp_path / "t.jsonl")], capsys)
+    assert line.startswith("stages/transcribe.py: transcribe.model = 'tiny.enn'")
+    line = _exit2(stage("sample_frames").main, ["--params", _params(tmp_path), "--shard", "0",
+                                                "--backend", "bogus"], capsys)
+    assert line.startswith("stages/sample_frames.py: executor.backend = 'bogus': must be one of")

@@ -262,6 +262,11 @@ def test_cli_bad_arguments(dag, tmp_path):
     assert proc.returncode == 2 and "none.yaml not found" in proc.stderr
     proc = H.run_cli(["predict", "new", "--chunk-size", "0", "--out", str(tmp_path / "o")], cwd=dag)
     assert proc.returncode == 2 and "chunk_size must be >= 1" in proc.stderr
+    proc = H.run_cli(["predict", "new", "--executor", "procss", "--out", str(tmp_path / "o")], cwd=dag)
+    assert proc.returncode == 2 and "executor.backend = 'procss': must be one of serial, process" in proc.stderr
+    proc = H.run_cli(["predict", "new", "--workers", "-2", "--out", str(tmp_path / "o")], cwd=dag)
+    assert proc.returncode == 2 and "executor.workers = -2: must be an integer >= 0" in proc.stderr
+    assert not (tmp_path / "o" / "index.html").exists()
 
 
 def test_threshold_from_evaluate_else_default(tmp_path):

@@ -132,6 +132,7 @@ def test_repro_bad_arguments_exit_2(tmp_path, capsys):
     assert cli_main(["repro", "--cwd", str(root), "nosuchstage"]) == 2
     assert "unknown stage(s): nosuchstage" in capsys.readouterr().err
     assert cli_main(["repro", "--cwd", str(root), "--jobs", "-1"]) == 2
+    assert cli_main(["repro", "--cwd", str(root), "--jobs", "0"]) == 2     # not "the default"
     assert not (root / "times.jsonl").exists()
     capsys.readouterr()
     assert cli_main(["repro", "--cwd", str(tmp_path)]) == 2     # no DVC project there

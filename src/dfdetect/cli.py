@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("repro", help="dvc repro with independent stages run side by side",
                        description=repro.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
-    r.add_argument("-j", "--jobs", type=int, default=0,
+    r.add_argument("-j", "--jobs", type=int, default=None,
                    help="stages at a time (default: the cores, at most 4)")
     r.add_argument("--cwd", default=".", help="the DVC project (default: here)")
     r.add_argument("--logs", default="", help="folder of the per-stage logs (default: .dvc/tmp/repro-logs)")

@@ -274,6 +274,70 @@ def Choice(*choices: str, **kw) -> Str:  # noqa: N802  (reads like a type)
     return Str(choices=choices, **kw)
 
 
+_PATH_KINDS = {"dir": ("an existing folder", Path.is_dir), "file": ("an existing file", Path.is_file),
+               "any": ("an existing file or folder", Path.exists)}
+
+
+def path_exists(value: str, kind: str = "any") -> bool:
+    """Whether ``value`` names an existing folder / file / either (``~`` expanded; a relative
+    path is relative to the working directory: the repository root for a stage)."""
+    return _PATH_KINDS[kind][1](Path(str(value)).expanduser())
+
+
+class PathStr(Str):
+    """A path that must exist when given (``""`` / null: not given, the code's default applies).
+
+    ``kind``: ``dir`` | ``file`` | ``any``. Checked when a stage parses its params, before any
+    work, so a mistyped folder ends in one line and exit 2 instead of a traceback mid-run."""
+
+    def __init__(self, kind: str = "any", **kw):
+        if kind not in _PATH_KINDS:
+            raise ValueError(f"PathStr kind must be one of {sorted(_PATH_KINDS)}, got {kind!r}")
+        super().__init__(**kw)
+        self.kind = kind
+
+    def describe(self) -> str:
+        return _PATH_KINDS[self.kind][0] + " or ''"
+
+    def _check(self, value: Any, where: str) -> None:
+        if not isinstance(value, str):
+            raise self._fail(where, value)
+        if value and not path_exists(value, self.kind):
+            raise ParamError(where, value, f"must be {_PATH_KINDS[self.kind][0]} or '' (not found "
+                             f"from {Path.cwd()})")
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def hub_offline() -> bool:
+    """Whether Hugging Face downloads are off (``HF_HUB_OFFLINE``; the Makefile sets it)."""
+    import os  # noqa: PLC0415
+
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_hub_model(value: Any, where: str, packaged: Sequence[str] = ()) -> None:
+    """ParamError unless ``value`` is one of ``packaged``, a local model folder, or a Hugging
+    Face model id that can be had: online any id, offline (``HF_HUB_OFFLINE``) one in the
+    local Hugging Face cache. Checked before any work, so that a mistyped or uncached model
+    ends in one line instead of a download traceback mid-stage."""
+    name = "" if value is None else str(value)
+    if name.lower() in packaged or path_exists(name, "dir"):
+        return
+    first = "'packaged', " if packaged else ""
+    if not _HUB_ID.fullmatch(name):
+        raise ParamError(where, value, f"must be {first}a local model folder or a Hugging Face "
+                         "model id (owner/name)")
+    if hub_offline():
+        from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise ParamError(where, value, f"must be {first}a local model folder, or a Hugging "
+                             "Face model in the local cache: HF_HUB_OFFLINE is set and it is not "
+                             "cached (unset HF_HUB_OFFLINE=1 to download it)")
+
+
 class Anything(Node):
     def describe(self) -> str:
         return "any value"
@@ -606,9 +670,22 @@ class StageCLI:
             for key in self.shared:
                 if key in cfg and origin.get(key) == key:
                     validate(key, cfg[key])
+            _check_shard(args, cfg)
         except ParamError as err:
             self.fail(err)
         return cfg, args
+
+
+def _check_shard(args: argparse.Namespace, cfg: Mapping) -> None:
+    """A stage's ``--shard N`` must be one of ``sharding.shards`` (else the shard's input file
+    does not exist and the stage would end in a traceback)."""
+    shard = getattr(args, "shard", None)
+    sharding = cfg.get("sharding")
+    if shard is None or not isinstance(sharding, Mapping):
+        return
+    shards = list(sharding.get("shards") or range(int(sharding.get("num_shards", 1))))
+    if shard not in shards:
+        raise ParamError("--shard", shard, f"must be one of sharding.shards {json.dumps(shards)}")
 
 
 def _lookup(params: Mapping, name: str) -> Any:

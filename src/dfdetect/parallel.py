@@ -192,11 +192,29 @@ def imap(fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "proces
         engine.close()
 
 
+def backends() -> tuple[str, ...]:
+    """The ``executor.backend`` names: serial, process (loky), dask, and every joblib backend
+    registered in this process (loky, multiprocessing, threading, sequential, dask, and those
+    ``joblib.register_parallel_backend`` added)."""
+    import joblib.parallel as jp  # noqa: PLC0415
+
+    return tuple(dict.fromkeys(("serial", "process", "dask", *sorted(jp.BACKENDS),
+                                *sorted(getattr(jp, "EXTERNAL_BACKENDS", {})))))
+
+
+def _check_backend(value, where: str) -> None:
+    from .config import ParamError, did_you_mean  # noqa: PLC0415
+
+    known = backends()
+    if value not in known:
+        raise ParamError(where, value, f"must be one of {', '.join(known)}{did_you_mean(value, known)}")
+
+
 def _executor_schema():
     from .config import Int, Section, Str  # noqa: PLC0415
 
     return Section({
-        "backend": Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]*"),   # serial | process | a joblib backend
+        "backend": Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]*", check=_check_backend),  # serial | process | joblib
         "workers": Int(ge=0, nullable=True),                    # 0 / null: default_workers()
         "address": Str(nullable=True),
     })

@@ -200,7 +200,7 @@ def run(the_plan: Plan, *, root: Path, jobs: int, logs: Path,
 
 def main(args) -> int:
     root = Path(args.cwd).resolve()
-    jobs = args.jobs if args.jobs else min(4, os.cpu_count() or 1)
+    jobs = args.jobs if args.jobs is not None else min(4, os.cpu_count() or 1)
     if jobs < 1:
         print(f"dfdetect repro: --jobs must be >= 1, got {jobs}", file=sys.stderr)
         return 2

@@ -233,3 +233,16 @@ def test_engine_threads_do_not_leak_into_the_process(fox):
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(prev)
+
+
+def test_model_names_are_the_engines_own():
+    """The names check_model accepts are exactly those each engine's loader downloads."""
+    import whisper  # noqa: PLC0415
+
+    assert we.OPENAI_MODELS == tuple(whisper.available_models())
+    try:
+        import faster_whisper  # noqa: PLC0415
+    except ImportError:
+        pytest.skip("faster-whisper not installed")
+    assert we.FASTER_MODELS == tuple(faster_whisper.available_models())
+    assert we.english_only("tiny.en") and we.english_only("packaged") and not we.english_only("small")

@@ -45,6 +45,21 @@ DEFAULTS: dict[str, Any] = {
     "abx_triplets": 10000,
 }
 
+
+
+def _check_section(value: Any, where: str) -> None:
+    """The backbone's model must be had (checked only for the backbone in use)."""
+    backbone = value.get("backbone", DEFAULTS["backbone"])
+    if backbone == "whisper":
+        from .whisper_engine import check_model  # noqa: PLC0415  (numpy only; no torch)
+
+        check_model(value.get("whisper_model", DEFAULTS["whisper_model"]), f"{where}.whisper_model",
+                    "openai-whisper")
+    elif backbone == "wav2vec2":
+        _C.check_hub_model(value.get("wav2vec2_model", DEFAULTS["wav2vec2_model"]),
+                           f"{where}.wav2vec2_model")
+
+
 # params schema of the ``audio_model`` section (train_audio_model)
 PARAMS = _C.from_defaults(DEFAULTS, {
     "backbone": _C.Choice(*BACKBONES), "frame_stride": _C.Int(ge=1), "max_seconds": _C.Float(gt=0),
@@ -56,3 +71,4 @@ PARAMS = _C.from_defaults(DEFAULTS, {
     "classes_per_batch": _C.Int(ge=2), "per_class": _C.Int(ge=2), "lr": _C.Float(gt=0),
     "weight_decay": _C.Float(ge=0), "head_c": _C.Float(gt=0), "num_threads": _C.Int(ge=0),
     "abx_triplets": _C.Int(ge=1)})
+PARAMS.check = _check_section

@@ -34,10 +34,22 @@ import pandas as pd
 from .. import config as _cfg
 from ..failures import Failures
 from ..store import Store, write_csv_atomic, write_json_atomic, write_text_atomic
-from .whisper_engine import ENGINES, load_engine
+from .whisper_engine import ENGINES, check_model, english_only, load_engine
 
 log = logging.getLogger("dfdetect")
 STAGE = "transcribe"
+
+
+def _check_section(value: Mapping, where: str) -> None:
+    """The model must exist for the engine, and an English-only model needs language en."""
+    engine = value.get("engine", "openai-whisper")
+    model = value.get("model", "tiny.en")
+    check_model(model, f"{where}.model", engine)
+    language = value.get("language", "en")
+    if language not in (None, "", "en") and english_only(model):
+        raise _cfg.ParamError(f"{where}.language", language,
+                              f"must be en or null: {where}.model {model!r} is English-only")
+
 
 # params schema of the ``transcribe`` section (checked by the stage before any work)
 PARAMS = _cfg.Section({
@@ -51,7 +63,7 @@ PARAMS = _cfg.Section({
     # which items of the audio store: "audio" = the audio dataset's utterances (what DADA reads),
     # "video" = the audio tracks of the video dataset (no video detector reads them today)
     "sources": _cfg.List(_cfg.Choice("audio", "video"), min_len=1, unique=True),
-})
+}, check=_check_section)
 SOURCES = ("audio", "video")
 ENGINE_KEYS = ("engine", "model", "language", "beam_size", "device", "threads", "temperature")
 

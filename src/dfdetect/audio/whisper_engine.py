@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +35,38 @@ log = logging.getLogger("dfdetect")
 SAMPLE_RATE = 16000
 PACKAGED_NAMES = ("tiny.en", "packaged", "")
 ENGINES = ("openai-whisper", "faster-whisper")
+# the model names each engine's own loader downloads (whisper.available_models(),
+# faster_whisper.available_models(); tests/audio/test_whisper.py holds them equal), so that a
+# mistyped name is refused before any work; faster-whisper also takes a Hugging Face repo id
+OPENAI_MODELS = ("tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
+                 "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo")
+FASTER_MODELS = ("tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
+                 "large-v1", "large-v2", "large-v3", "large", "distil-large-v2", "distil-medium.en",
+                 "distil-small.en", "distil-large-v3", "distil-large-v3.5", "large-v3-turbo", "turbo")
+_HF_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def check_model(model: Any, where: str, engine: str = "openai-whisper") -> None:
+    """ParamError unless ``model`` is a packaged name, an existing checkpoint / CTranslate2
+    folder, or a name the engine downloads (faster-whisper: or a Hugging Face repo id)."""
+    from ..config import ParamError, check_hub_model, did_you_mean, path_exists  # noqa: PLC0415
+
+    model = "" if model is None else str(model)
+    names = FASTER_MODELS if engine == "faster-whisper" else OPENAI_MODELS
+    if model in PACKAGED_NAMES or model in names or path_exists(model):
+        return
+    if engine == "faster-whisper" and _HF_REPO.fullmatch(model):
+        check_hub_model(model, where)       # offline: it must be in the Hugging Face cache
+        return
+    extra = ", a Hugging Face repo id" if engine == "faster-whisper" else ""
+    raise ParamError(where, model, f"must be 'packaged', a name {engine} downloads ({', '.join(names)})"
+                     f"{extra} or an existing checkpoint / CTranslate2 folder{did_you_mean(model, names)}")
+
+
+def english_only(model: Any) -> bool:
+    """Whether the named model transcribes English only (the packaged tiny.en, ``*.en``)."""
+    model = "" if model is None else str(model)
+    return model in PACKAGED_NAMES or model.endswith(".en")
 
 
 # ----------------------------------------------------------------------------- model files

@@ -193,7 +193,10 @@ def predict(paths: Sequence[str | Path], models: str | Path = "models", out: str
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     exec_cfg = dict(params.get("executor") or {})
     executor = executor or str(exec_cfg.get("backend", "process"))
-    workers = workers or exec_cfg.get("workers")
+    workers = workers if workers is not None else exec_cfg.get("workers")
+    from ..parallel import EXECUTOR  # noqa: PLC0415
+
+    EXECUTOR.validate({"backend": executor, "workers": workers}, "executor")   # ParamError: a ValueError
     seed = int(params.get("seed", 0))
     aggregate = str((params.get("evaluate") or {}).get("aggregate", "mean"))
 

@@ -12,7 +12,7 @@ BANDS = 31   # len(dfdetect.spectral.mst.WAVELENGTHS_NM) (tested equal)
 
 # the ``train_mst`` section (stages/train_mst.py; dfdetect.spectral.train)
 TRAIN_MST = _cfg.Section({
-    "arad_root": _cfg.Str(),
+    "arad_root": _cfg.PathStr("dir"),
     "arad": _cfg.Section({"limit_train": _cfg.Int(ge=0), "limit_valid": _cfg.Int(ge=0), "size": _cfg.Int(ge=0)}),
     "scenes": _cfg.Section({"train": _cfg.Int(ge=1), "heldout": _cfg.Int(ge=1), "size": _cfg.Int(ge=8),
                             "holdout_fraction": _cfg.Float(gt=0, lt=1), "noise": _cfg.Float(ge=0),

@@ -28,7 +28,7 @@ from .cache import HSIWriter
 # params schema of the ``hyperspectral`` section (checked by the stage before any work)
 PARAMS = _cfg.Section({
     "variant": _cfg.Choice("smsa", "flexi"),
-    "checkpoint": _cfg.Str(),
+    "checkpoint": _cfg.PathStr("any"),
     "engine": _cfg.Choice("torch", "openvino"),
     "precision": _cfg.Choice("fp32", "bf16"),
     "field": _cfg.Choice("face128", "face"),

@@ -51,3 +51,24 @@ PARAMS = _C.from_defaults({**DEFAULTS, "corpus": {
     "corpus.min_quotes": _C.Int(ge=2), "corpus.max_authors": _C.Int(ge=0),
     "corpus.max_per_author": _C.Int(ge=0), "corpus.min_chars": _C.Int(ge=0),
     "corpus.max_chars": _C.Int(ge=1), "corpus.fractions": _C.fractions(3)})
+
+# the packaged MiniLM's names (dfdetect.text.encoder.PACKAGED, tested equal; that module imports torch)
+PACKAGED = ("packaged", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "")
+
+
+def _check_backbone(value: Any, where: str) -> None:
+    _C.check_hub_model(value, where, PACKAGED)
+
+
+def _check_corpus(value: Any, where: str) -> None:
+    """fortunes: ``path`` "" (Debian's) or a folder; jsonl: an existing file."""
+    source, path = value.get("source", "fortunes"), value.get("path") or ""
+    if source == "jsonl" and not _C.path_exists(path, "file"):
+        raise _C.ParamError(f"{where}.path", path, "must be an existing JSONL file (corpus.source jsonl)")
+    if source == "fortunes" and path and not _C.path_exists(path, "dir"):
+        raise _C.ParamError(f"{where}.path", path, "must be '' (Debian's fortunes) or an existing "
+                            "folder of fortune files (corpus.source fortunes)")
+
+
+PARAMS.fields["backbone"].check = _check_backbone
+PARAMS.fields["corpus"].check = _check_corpus

@@ -74,7 +74,7 @@ def _regex(value, where: str) -> None:
 
 # params schema of the ``make_demo`` section (checked by the stage before any work)
 PARAMS = _cfg.Section({
-    "source": _cfg.Str(),
+    "source": _cfg.PathStr("dir"),
     "identities": _cfg.Int(ge=1),
     "clips": _cfg.Int(ge=1),
     "fps": _cfg.Float(gt=0, le=240),
