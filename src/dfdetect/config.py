@@ -23,6 +23,7 @@ import difflib
 import importlib
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -300,8 +301,7 @@ class PathStr(Str):
         return _PATH_KINDS[self.kind][0] + " or ''"
 
     def _check(self, value: Any, where: str) -> None:
-        if not isinstance(value, str):
-            raise self._fail(where, value)
+        super()._check(value, where)
         if value and not path_exists(value, self.kind):
             raise ParamError(where, value, f"must be {_PATH_KINDS[self.kind][0]} or '' (not found "
                              f"from {Path.cwd()})")
@@ -312,8 +312,6 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 def hub_offline() -> bool:
     """Whether Hugging Face downloads are off (``HF_HUB_OFFLINE``; the Makefile sets it)."""
-    import os  # noqa: PLC0415
-
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -451,11 +449,12 @@ class AnyOf(Node):
         raise self._fail(where, value)
 
 
-def from_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Node] | None = None) -> Section:
+def from_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Node] | None = None,
+                  check: Callable[[Any, str], None] | None = None) -> Section:
     """A Section whose keys are those of ``defaults`` (a detector's ``defaults``), each typed
     from its default value (int, float, bool, list; nested mappings become Sections; strings and
     None accept anything unless overridden), with explicit ``overrides`` (dotted names reach
-    into nested mappings) for ranges and choices."""
+    into nested mappings) for ranges and choices; ``check`` is the Section's own (between keys)."""
     overrides = dict(overrides or {})
     fields: dict[str, Node] = {}
     for key, default in defaults.items():
@@ -478,7 +477,7 @@ def from_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Node] | N
             fields[key] = Anything()
     if overrides:
         raise ValueError(f"schema overrides for keys without a default: {sorted(overrides)}")
-    return Section(fields)
+    return Section(fields, check=check)
 
 
 # top-level sections of params.yaml -> "module:attribute" of their schema (imported on use)

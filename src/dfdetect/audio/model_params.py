@@ -46,7 +46,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-
 def _check_section(value: Any, where: str) -> None:
     """The backbone's model must be had (checked only for the backbone in use)."""
     backbone = value.get("backbone", DEFAULTS["backbone"])
@@ -70,5 +69,4 @@ PARAMS = _C.from_defaults(DEFAULTS, {
     "final_epochs": _C.Int(ge=0), "reduction": _C.Choice("nonzero", "mean", "sum"),
     "classes_per_batch": _C.Int(ge=2), "per_class": _C.Int(ge=2), "lr": _C.Float(gt=0),
     "weight_decay": _C.Float(ge=0), "head_c": _C.Float(gt=0), "num_threads": _C.Int(ge=0),
-    "abx_triplets": _C.Int(ge=1)})
-PARAMS.check = _check_section
+    "abx_triplets": _C.Int(ge=1)}, check=_check_section)
