@@ -34,7 +34,9 @@ quality, 2 clips of 2 s per person, 8 frames per video) fits a small run on 2 co
 reenact; (b) needs exactly those two). ``--training`` picks the models' training length: ``demo`` (default) trains with params.yaml's
 sections (DEMO PROFILE caps: 3 epochs, 256 frames), ``recipe`` with each detector's code
 defaults for epochs, patience and frame caps (README "Training recipes"; image sizes unchanged).
-Results also go to ``<workdir>/quality.json``; with ``--workdir`` the copies are kept and a rerun
+Results also go to ``<workdir>/quality.json`` (and, with ``--workdir``, ``<workdir>/faces.png``: the
+first face of 8 videos per split, label and set, to see what the training fakes show that the
+sets' do not); with ``--workdir`` the copies are kept and a rerun
 reuses every stage already done.
 """
 
@@ -338,6 +340,34 @@ def blur_cue(run: Path, sets: dict, draws: int, seed: int) -> dict:
     return out
 
 
+def faces_montage(run: Path, sets: dict, out: Path, per_row: int = 8) -> Path:
+    """A contact sheet (:func:`dfdetect.cues.face_montage`) of the in-domain run's faces: the
+    demo's train and test reals and fakes, then each (c) set's, ``per_row`` videos a row spread
+    evenly over the sorted video ids (so over people and methods), the first face of each."""
+    import numpy as np  # noqa: PLC0415
+
+    from dfdetect.cues import face_montage  # noqa: PLC0415
+    from dfdetect.data.manifest import read_manifest  # noqa: PLC0415
+
+    parts = [("train", "data/faces", "data/manifest.csv", "train"),
+             ("test", "data/faces", "data/manifest.csv", "test")]
+    parts += [(name, f"data/sets/{name}/faces", f"data/sets/{name}/manifest.csv", None) for name in sets]
+    rows = []
+    for name, faces, manifest, split in parts:
+        if not (run / manifest).is_file() or not (run / faces).is_dir():
+            continue
+        m = read_manifest(run / manifest)
+        if split is not None:
+            m = m[m["split"] == split]
+        for label in ("real", "fake"):
+            ids = sorted(m.loc[m["label"] == label, "video_id"])
+            if ids:
+                spread = [ids[i] for i in np.unique(np.linspace(0, len(ids) - 1, per_row).round().astype(int))]
+                # the evenly spread ones first; the others stand in for any without a face
+                rows.append((f"{name} {label}", run / faces, spread + [v for v in ids if v not in spread]))
+    return face_montage(rows, out, per_row=per_row)
+
+
 # ----------------------------------------------------------------------------- printing
 def _auc(v: dict | None) -> str:
     if not v or v.get("auc") is None:
@@ -562,6 +592,10 @@ def _main(args) -> int:
         save(run_scenario(run, p, run_dets, sets, log, on_update=save))
         if name == "in_domain":
             results["blur_cue"] = blur_cue(run, sets, int(p["evaluate"].get("bootstrap", 1000)), seed)
+            if args.workdir:
+                sheet = faces_montage(run, sets, work / "faces.png")
+                print(f"quality: faces of each split and set (first face of 8 videos a row) -> {sheet}",
+                      file=sys.stderr)
     results["wall_s"] = time.perf_counter() - t_all
     (work / "quality.json").write_text(json.dumps(results, indent=1))
     print(f"settings: profile {args.profile}, {len(picked)} source videos of {people} people "

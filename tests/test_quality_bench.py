@@ -207,3 +207,26 @@ def test_laplacian_variance_measures_edges_not_contrast():
     ramp = np.repeat(np.linspace(0, 255, 128)[None, :, None], 128, axis=0).repeat(3, axis=2).astype(np.uint8)
     assert ramp.std() > 50                                   # full contrast ...
     assert laplacian_variance(ramp) < 1.0                     # ... and no edges: near zero
+
+
+def test_faces_montage_one_row_per_split_and_label(quality, tmp_path):
+    import cv2
+
+    videos = [("fake", "train", False), ("real", "train", True)] * 3 + [("fake", "test", True)]
+    _blur_store(tmp_path, videos)
+    out = quality.faces_montage(tmp_path, {"absent_set": {}}, tmp_path / "sheet" / "faces.png", per_row=2)
+    sheet = cv2.imread(str(out))
+    # rows: train real, train fake, test fake (no test real; the absent set has no store);
+    # 96 px per face, 2 faces a row beside the title strip
+    assert sheet.shape[0] == 3 * 96 and sheet.shape[1] > 2 * 96
+    faces = sheet[:, -2 * 96:]
+    assert faces[:96].std() > 0 and faces[2 * 96:, :96].std() > 0   # every row shows its faces
+    assert (faces[2 * 96:, 96:] == 255).all()                        # one test fake: one face
+    assert not list(out.parent.glob("*.tmp*"))                        # written atomically
+
+
+def test_face_montage_refuses_no_rows(tmp_path):
+    from dfdetect.cues import face_montage
+
+    with pytest.raises(ValueError, match="no rows"):
+        face_montage([], tmp_path / "x.png")

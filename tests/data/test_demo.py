@@ -183,6 +183,36 @@ def test_faceswap_changes_identity_by_face_embedding(clips):
     assert same < 0.2 and changed > 0.45 and changed > 3 * same   # dlib: < 0.6 = same person
 
 
+def test_mouth_donor_is_the_closest_opening_among_open_frames():
+    openings = np.array([0.05, 0.30, 0.20, 0.30, 0.11])
+    assert reenact.pick_mouth_donor(openings, 0.30, frame=4) == 3     # a tie: the nearer in time
+    assert reenact.pick_mouth_donor(openings, 0.30, frame=0) == 1
+    assert reenact.pick_mouth_donor(openings, 0.21, frame=0) == 2
+    assert reenact.pick_mouth_donor(openings, 0.90, frame=0) is None  # 0.30 < half of the wanted gap
+    assert reenact.pick_mouth_donor(np.full(5, 0.05), 0.10, frame=0) is None   # no open mouth
+
+
+def test_reenacted_mouth_is_retrieved_from_an_open_mouth_of_the_clip(clips):
+    c = clips[1]
+    lm = c.landmarks[0]
+    donor_lm = reenact.moved_landmarks(lm, 1.0, 0.0)
+    donor = c.frames[0].copy()
+    inner = reenact._inner_mask(donor_lm, donor.shape) > 0
+    donor[inner] = (0, 200, 0)                                    # a green mouth interior
+    out = reenact.reenact_frame(c.frames[0], lm, 1.0, 0.0, donor=(donor, donor_lm))
+    cavity = cv2.erode(reenact._inner_mask(reenact.moved_landmarks(lm, 1.0, 0.0), out.shape),
+                       np.ones((3, 3), np.uint8)) > 0
+    g = out[cavity].astype(int)
+    assert cavity.sum() > 30 and (g[:, 1] - g[:, 0]).mean() > 100 and (g[:, 1] - g[:, 2]).mean() > 100
+    painted = reenact.reenact_frame(c.frames[0], lm, 1.0, 0.0)   # no donor: the painted cavity
+    assert not np.array_equal(painted, out)
+    # the opening is capped at what the clip's mouths can fill
+    cap = reenact.mouth_opening(lm) + 0.05
+    a = reenact.capped_opening(lm, 1.0, cap)
+    assert 0 < a < 1 and abs(reenact.mouth_opening(reenact.moved_landmarks(lm, a, 0.0)) - cap) < 0.02
+    assert reenact.capped_opening(lm, 0.3, 10.0) == 0.3
+
+
 def test_reenact_opens_the_mouth_and_leaves_the_background(clips):
     c = clips[1]
     n = len(c.frames)

@@ -6,8 +6,12 @@ another person's clip: the loudness envelope of the source's speech opens and cl
 target's mouth frame by frame, and seeded blinks close the eyes. The 68 target landmarks are
 moved (lower lip, inner lips, chin and jaw for the mouth; upper eyelids for blinks), the frame is
 warped piecewise-affinely over a Delaunay triangulation of the landmarks plus a fixed ring of
-anchors around the face (so nothing outside the face moves), and the opened mouth's interior is
-painted (dark cavity with an upper-teeth band), feathered into the lips.
+anchors around the face (so nothing outside the face moves). The opened mouth's interior is
+retrieved from the target's own clip as Face2Face does (Thies et al., CVPR 2016, "mouth
+retrieval"): the frame whose own inner lips are open the closest to the wanted opening is warped
+piecewise-affinely from its inner-lip landmarks onto the new ones and feathered into the lips.
+Only when no frame of the clip opens its mouth (``MIN_RETRIEVE_OPENING``; a still photo) is the
+interior painted instead (a dark cavity with an upper-teeth band).
 
 ``decoder``: the look of an autoencoder's decoder output (DeepFakes-style): the face region is
 downsampled to an 80-px bottleneck, upsampled, slightly smoothed and blended back with a feathered
@@ -67,16 +71,7 @@ def _anchor_ring(lm: np.ndarray, shape, scale: float = 1.45, n: int = 16) -> np.
 def _paint_mouth(img: np.ndarray, lm_new: np.ndarray, open_amount: float) -> np.ndarray:
     if open_amount < 0.04:
         return img
-    h, w = img.shape[:2]
-    # the inner-lip octagon, rounded: each side's midpoint replaces the corners (one step of
-    # Chaikin corner cutting, twice)
-    poly = lm_new[60:68].astype(np.float64)
-    for _ in range(2):
-        nxt = np.roll(poly, -1, axis=0)
-        poly = np.stack([0.75 * poly + 0.25 * nxt, 0.25 * poly + 0.75 * nxt], 1).reshape(-1, 2)
-    inner = np.int32(np.round(poly * 8))
-    mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [inner], 255, cv2.LINE_AA, 3)
+    mask = _inner_mask(lm_new, img.shape)
     if mask.max() == 0:
         return img
     lips = hull_mask(lm_new[48:60], img.shape)
@@ -97,8 +92,64 @@ def _paint_mouth(img: np.ndarray, lm_new: np.ndarray, open_amount: float) -> np.
     return np.clip(img * (1 - soft) + paint * soft, 0, 255).round().astype(np.uint8)
 
 
+# a clip frame lends its mouth interior only if its own inner lips are at least this far apart
+# (the gap between landmarks 62 and 66 over the mouth's width) ...
+MIN_RETRIEVE_OPENING = 0.12
+# ... and at least this fraction of the wanted gap (a barely open mouth stretched over a wide one
+# smears its teeth)
+MIN_RETRIEVE_FRACTION = 0.5
+# the inner-lip octagon and its centre: the triangles the interior is warped over
+_INNER_TRIS = np.array([[i, (i + 1) % 8, 8] for i in range(8)], np.int32)
+
+
+def mouth_opening(lm: np.ndarray) -> float:
+    """Inner-lip gap (landmarks 62 to 66) over the mouth's width (48 to 54)."""
+    width = float(np.linalg.norm(lm[54] - lm[48]))
+    return float(np.linalg.norm(lm[66] - lm[62])) / max(width, 1e-6)
+
+
+def pick_mouth_donor(openings: np.ndarray, wanted: float, frame: int) -> int | None:
+    """The clip frame whose own mouth opening is closest to ``wanted`` among those open enough
+    (nearest in time on a tie), or None when no frame is."""
+    openings = np.asarray(openings, dtype=np.float64)
+    ok = (openings >= MIN_RETRIEVE_OPENING) & (openings >= MIN_RETRIEVE_FRACTION * wanted)
+    if not ok.any():
+        return None
+    idx = np.nonzero(ok)[0]
+    key = np.lexsort((np.abs(idx - frame), np.abs(openings[idx] - wanted)))
+    return int(idx[key[0]])
+
+
+def _inner_mask(lm_new: np.ndarray, shape) -> np.ndarray:
+    """The rounded inner-lip polygon (two steps of Chaikin corner cutting), uint8 0/255."""
+    h, w = shape[:2]
+    poly = lm_new[60:68].astype(np.float64)
+    for _ in range(2):
+        nxt = np.roll(poly, -1, axis=0)
+        poly = np.stack([0.75 * poly + 0.25 * nxt, 0.25 * poly + 0.75 * nxt], 1).reshape(-1, 2)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [np.int32(np.round(poly * 8))], 255, cv2.LINE_AA, 3)
+    return mask
+
+
+def _retrieve_mouth(img: np.ndarray, lm_new: np.ndarray, donor: np.ndarray,
+                    donor_lm: np.ndarray) -> np.ndarray:
+    """``img`` with the interior of its (moved) inner lips taken from ``donor``'s open mouth."""
+    mask = _inner_mask(lm_new, img.shape)
+    if mask.max() == 0:
+        return img
+    src = np.vstack([donor_lm[60:68], donor_lm[60:68].mean(0, keepdims=True)])
+    dst = np.vstack([lm_new[60:68], lm_new[60:68].mean(0, keepdims=True)])
+    warped, cover = warp_triangles(donor, src, dst, _INNER_TRIS, img.shape)
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.0) * (cover > 0.999)
+    soft = soft[..., None]
+    return np.clip(img * (1 - soft) + warped * soft, 0, 255).round().astype(np.uint8)
+
+
 def reenact_frame(img: np.ndarray, lm: np.ndarray, open_amount: float, blink: float,
-                  triangles=None) -> np.ndarray:
+                  triangles=None, donor: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """One reenacted frame; ``donor`` (frame, landmarks): the clip frame whose open mouth fills
+    the new one (else the interior is painted)."""
     lm_new = moved_landmarks(lm, open_amount, blink)
     anchors = _anchor_ring(lm, img.shape)
     src_pts = np.vstack([lm, anchors])
@@ -108,6 +159,10 @@ def reenact_frame(img: np.ndarray, lm: np.ndarray, open_amount: float, blink: fl
     warped, cover = warp_triangles(img, src_pts, dst_pts, triangles, img.shape)
     out = np.where(cover[..., None] > 0.999, warped, img.astype(np.float32))
     out = np.clip(out, 0, 255).round().astype(np.uint8)
+    if open_amount < 0.04:
+        return out
+    if donor is not None:
+        return _retrieve_mouth(out, lm_new, donor[0], donor[1])
     return _paint_mouth(out, lm_new, open_amount)
 
 
@@ -143,10 +198,28 @@ def reenact_frames(frames: np.ndarray, lms: np.ndarray, mouth: np.ndarray,
                    blinks: np.ndarray) -> np.ndarray:
     anchors = _anchor_ring(lms[0], frames.shape[1:])
     tris = delaunay(np.vstack([lms[0], anchors]), frames.shape[1:3])
+    openings = np.array([mouth_opening(lm) for lm in lms])
+    retrieve = openings.size > 0 and openings.max() >= MIN_RETRIEVE_OPENING
     out = np.empty_like(frames)
     for i in range(len(frames)):
-        out[i] = reenact_frame(frames[i], lms[i], float(mouth[i]), float(blinks[i]), tris)
+        amount, donor = float(mouth[i]), None
+        if retrieve and amount >= 0.04:
+            amount = capped_opening(lms[i], amount, openings.max() / MIN_RETRIEVE_FRACTION)
+            j = pick_mouth_donor(openings, mouth_opening(moved_landmarks(lms[i], amount, 0.0)), i)
+            donor = None if j is None else (frames[j], lms[j])
+        out[i] = reenact_frame(frames[i], lms[i], amount, float(blinks[i]), tris, donor)
     return out
+
+
+def capped_opening(lm: np.ndarray, amount: float, cap: float) -> float:
+    """``amount`` lowered so that the moved mouth opens at most ``cap`` (:func:`mouth_opening`):
+    the driving speech opens the target's mouth only as far as a mouth of its own clip can
+    fill (as Face2Face's retrieval, which shows only mouth interiors the target has shown). The
+    inner-lip gap moves linearly with ``amount`` (:func:`moved_landmarks`)."""
+    o0, o1 = mouth_opening(moved_landmarks(lm, 0.0, 0.0)), mouth_opening(moved_landmarks(lm, 1.0, 0.0))
+    if o0 + amount * (o1 - o0) <= cap or o1 <= o0:
+        return amount
+    return float(np.clip((cap - o0) / (o1 - o0), 0.0, amount))
 
 
 def decoder_frame(img: np.ndarray, lm: np.ndarray, bottleneck: int = 80) -> np.ndarray:
