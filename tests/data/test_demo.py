@@ -183,6 +183,21 @@ def test_faceswap_changes_identity_by_face_embedding(clips):
     assert same < 0.2 and changed > 0.45 and changed > 3 * same   # dlib: < 0.6 = same person
 
 
+def test_faceswap_keeps_the_target_mouth_inside_its_own_colours(clips):
+    tgt, src = clips[1], clips[0]
+    dst_lm = reenact.moved_landmarks(tgt.landmarks[0], 1.0, 0.0)      # an open target mouth
+    dst = tgt.frames[0].copy()
+    inner = cv2.erode(reenact._inner_mask(dst_lm, dst.shape), np.ones((5, 5), np.uint8)) > 0
+    dst[inner] = (200, 190, 180)                                       # its teeth
+    out = swap.face_swap(src.frames[0], src.landmarks[0], dst, dst_lm)
+    assert inner.sum() > 30
+    # Poisson blending shifts the inside by the seam's offset, but its colour stays the target's
+    # (corrected with the face's colour map it was 29 redder than green and 8 less green than
+    # blue, a flat white where the teeth were bright)
+    r, g, b = out[inner].astype(float).mean(0)
+    assert abs((r - g) - 10) < 8 and abs((g - b) - 10) < 8 and (out[inner] >= 250).mean() < 0.05
+
+
 def test_mouth_donor_is_the_closest_opening_among_open_frames():
     openings = np.array([0.05, 0.30, 0.20, 0.30, 0.11])
     assert reenact.pick_mouth_donor(openings, 0.30, frame=4) == 3     # a tie: the nearer in time

@@ -5,7 +5,8 @@ graphics-based family, and the widely used OpenCV "face swap" tutorials):
 2. every triangle of the SOURCE face is warped onto the corresponding target triangle with its
    own affine transform (piecewise-affine warp);
 3. colour correction: Reinhard et al. (2001) statistics transfer in CIE L*a*b*, matching the
-   warped face's mean/std to the target face's inside the convex-hull mask;
+   warped face's mean/std to the target face's inside the convex-hull mask (the mouth's inside,
+   which stays the target's, neither counted nor changed);
 4. Poisson blending (``cv2.seamlessClone``, NORMAL_CLONE) of the corrected face into the target
    frame with the (slightly eroded) convex hull of the target landmarks as mask.
 
@@ -128,7 +129,13 @@ def face_swap(src: np.ndarray, src_lm: np.ndarray, dst: np.ndarray, dst_lm: np.n
     holes = cover < 0.999
     base = warped.copy()
     base[holes] = dst[holes]
-    corrected = reinhard_transfer(base, dst, mask)
+    # the colour statistics are the warped face's, and the target's own pixels in the holes (the
+    # mouth's inside) keep their colours: corrected with the face's map, the target's teeth
+    # were pushed to a flat white blob
+    face = mask.copy()
+    face[holes] = 0
+    corrected = reinhard_transfer(base, dst, face)
+    corrected[holes] = dst[holes]
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
     center = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
