@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         df, failures = ingest(cfg.get("layout", "generic"), cfg.get("root", "data/demo"),
                               probe=bool(cfg.get("probe", True)), seed=int(cfg.get("seed", 0)),
+                              checksum=bool(cfg.get("checksum", True)),
                               split_fractions=cfg.get("split_fractions", (0.6, 0.2, 0.2)),
                               executor=cfg.get("backend", "process"), workers=cfg.get("workers"),
                               follow_external_symlinks=cfg.get("follow_external_symlinks", False),

@@ -266,3 +266,26 @@ def test_fewer_shards_remove_stale_shard_manifests(clips, tmp_path):
     write_shard_manifests(df, tmp_path / "m", 4)
     write_shard_manifests(df, tmp_path / "m", 2)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["shard-0.csv", "shard-1.csv"]
+
+
+def test_manifest_sha256_follows_a_file_changed_in_place(tmp_path):
+    import hashlib
+
+    from dfdetect.data.manifest import write_shard_manifests
+
+    root = tmp_path / "ds"
+    for rel, data in (("real/a.mp4", b"first bytes"), ("fake/b.mp4", b"other bytes")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    df, _ = ingest("generic", root, probe=False, csv="", executor="serial", progress=False)
+    assert dict(zip(df["video_id"], df["sha256"])) == {
+        "real/a.mp4": hashlib.sha256(b"first bytes").hexdigest(),
+        "fake/b.mp4": hashlib.sha256(b"other bytes").hexdigest()}
+    write_shard_manifests(df, tmp_path / "m1", 1)
+    (root / "real/a.mp4").write_bytes(b"first bytez")          # same path, same size, new bytes
+    again, _ = ingest("generic", root, probe=False, csv="", executor="serial", progress=False)
+    write_shard_manifests(again, tmp_path / "m2", 1)
+    assert (tmp_path / "m1/shard-0.csv").read_bytes() != (tmp_path / "m2/shard-0.csv").read_bytes()
+    off, _ = ingest("generic", root, probe=False, csv="", executor="serial", progress=False,
+                    checksum=False)
+    assert (off["sha256"] == "").all()

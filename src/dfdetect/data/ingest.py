@@ -29,6 +29,7 @@ import pandas as pd
 from .. import config as _cfg
 from ..failures import Failures
 from ..parallel import imap
+from ..store import file_sha256
 from .layouts import LAYOUTS, LayoutError, check_options, get_layout
 from .layouts._base import grouped_fill, refuse_external
 from .manifest import normalise
@@ -44,6 +45,7 @@ PARAMS = _cfg.Section({
     "csv": _cfg.Str(),
     "split_fractions": _cfg.fractions(3),
     "probe": _cfg.Bool(),
+    "checksum": _cfg.Bool(),
     "qualities": _cfg.List(_cfg.Choice("raw", "c0", "c23", "c40"), nullable=True),
     "methods": _cfg.List(_cfg.Str(), nullable=True),
     "val_fraction": _cfg.Float(ge=0, lt=1),
@@ -66,16 +68,20 @@ PROBE_FIELDS = ("fps", "frames", "duration", "width", "height", "rotation", "has
 USES = USES_
 
 
-def _probe_item(item: tuple[str, str]) -> dict:
-    """Worker of the probe map (top level, so process executors can pickle it)."""
-    _vid, path = item
-    return probe_video(path)
+def _probe_item(item: tuple[str, str, bool, bool]) -> dict:
+    """Worker of the probe map (top level, so process executors can pickle it): the probe's
+    fields (``probe``) and the sha256 of the file's bytes (``checksum``)."""
+    _vid, path, probe, checksum = item
+    out = probe_video(path) if probe else {}
+    if checksum:
+        out["sha256"] = file_sha256(path)
+    return out
 
 
 def ingest(layout: str, root: str | Path, *, probe: bool = True, seed: int = 0,
            split_fractions: Sequence[float] = (0.6, 0.2, 0.2), executor: str = "process",
            workers: int | None = None, progress: bool = True,
-           follow_external_symlinks: bool = False, use: str = "split",
+           follow_external_symlinks: bool = False, use: str = "split", checksum: bool = True,
            **options) -> tuple[pd.DataFrame, Failures]:
     """Build the manifest of the dataset at ``root``; returns ``(manifest, failures)``.
 
@@ -123,21 +129,23 @@ def ingest(layout: str, root: str | Path, *, probe: bool = True, seed: int = 0,
     else:
         df = grouped_fill(df, tuple(float(f) for f in split_fractions), seed)
 
-    if probe and len(df):
+    fields = (PROBE_FIELDS if probe else ()) + (("sha256",) if checksum else ())
+    if fields and len(df):
         keep = []
-        values = {f: [] for f in PROBE_FIELDS}
-        for (vid, path), result, error in imap(_probe_item, list(zip(df["video_id"], df["path"])),
-                                               executor=executor, workers=workers,
-                                               desc="probe", progress=progress):
+        values = {f: [] for f in fields}
+        items = [(v, p, bool(probe), bool(checksum)) for v, p in zip(df["video_id"], df["path"])]
+        for (vid, path, _p, _c), result, error in imap(_probe_item, items, executor=executor,
+                                                       workers=workers, desc="probe",
+                                                       progress=progress):
             if error is not None:
                 failures.add_error(vid, error, path=path)
                 keep.append(False)
                 continue
             keep.append(True)
-            for f in PROBE_FIELDS:
+            for f in fields:
                 values[f].append(result[f])
         df = df.loc[keep].copy()
-        for f in PROBE_FIELDS:
+        for f in fields:
             df[f] = values[f]
         df = normalise(df)
     return df, failures

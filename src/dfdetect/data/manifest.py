@@ -32,6 +32,8 @@ COLUMNS = {
     "height": int,       # displayed size (display matrix applied)
     "rotation": int,     # display rotation, counter-clockwise degrees (0, 90, -90, 180)
     "has_audio": bool,
+    "sha256": str,       # of the file's bytes ("" with ingest.checksum false): a video changed in
+                         # place changes its manifest shard, so DVC reruns the stages that read it
 }
 #: columns a manifest may carry beyond COLUMNS (kept, after them, by :func:`normalise`)
 OPTIONAL_COLUMNS = {
@@ -51,7 +53,8 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     defaults = {"path": "", "dataset": "", "method": "", "quality": "", "split": "",
                 "identity": "", "source_id": "", "fps": np.nan, "frames": -1,
-                "duration": np.nan, "width": -1, "height": -1, "rotation": 0, "has_audio": False}
+                "duration": np.nan, "width": -1, "height": -1, "rotation": 0, "has_audio": False,
+                "sha256": ""}
     for col, default in defaults.items():
         if col not in df.columns:
             df[col] = default
