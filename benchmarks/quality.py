@@ -305,6 +305,15 @@ def _video(path: Path) -> dict:
             "n_identities": v.get("n_identities"), "n_pos": v.get("n_pos"), "n_neg": v.get("n_neg")}
 
 
+def _face_parts(sets: dict) -> list[tuple[str, str, str, str | None]]:
+    """(name, faces store, manifest, split or None) of the demo's train and test splits and of
+    each (c) set, relative to a run folder: what (e) and the faces sheet read."""
+    parts = [("train", "data/faces", "data/manifest.csv", "train"),
+             ("test", "data/faces", "data/manifest.csv", "test")]
+    return parts + [(name, f"data/sets/{name}/faces", f"data/sets/{name}/manifest.csv", None)
+                    for name in sets]
+
+
 def blur_cue(run: Path, sets: dict, draws: int, seed: int) -> dict:
     """(e): the AUC of "blurrier = fake" (score = minus the mean Laplacian variance of a video's
     128 px faces, :mod:`dfdetect.cues`; nothing trained) on the demo's train and test
@@ -317,11 +326,8 @@ def blur_cue(run: Path, sets: dict, draws: int, seed: int) -> dict:
     from dfdetect.metrics import _groups_of, level_metrics  # noqa: PLC0415
 
     out = {}
-    parts = [("train", "data/faces", "data/manifest.csv", "train"),
-             ("test", "data/faces", "data/manifest.csv", "test")]
-    parts += [(name, f"data/sets/{name}/faces", f"data/sets/{name}/manifest.csv", None) for name in sets]
     cache: dict[str, object] = {}
-    for name, faces, manifest, split in parts:
+    for name, faces, manifest, split in _face_parts(sets):
         if faces not in cache:
             cache[faces] = video_sharpness(run / faces)
         m = read_manifest(run / manifest)
@@ -349,11 +355,8 @@ def faces_montage(run: Path, sets: dict, out: Path, per_row: int = 8) -> Path:
     from dfdetect.cues import face_montage  # noqa: PLC0415
     from dfdetect.data.manifest import read_manifest  # noqa: PLC0415
 
-    parts = [("train", "data/faces", "data/manifest.csv", "train"),
-             ("test", "data/faces", "data/manifest.csv", "test")]
-    parts += [(name, f"data/sets/{name}/faces", f"data/sets/{name}/manifest.csv", None) for name in sets]
     rows = []
-    for name, faces, manifest, split in parts:
+    for name, faces, manifest, split in _face_parts(sets):
         if not (run / manifest).is_file() or not (run / faces).is_dir():
             continue
         m = read_manifest(run / manifest)

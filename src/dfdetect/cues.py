@@ -61,10 +61,12 @@ def face_montage(rows, out, per_row: int = 8, size: int = 96, field: str = "face
         raise ValueError("face_montage: no rows")
     strip = 8 * max(len(str(t)) for t, _, _ in rows) + 12
     sheet = np.full((size * len(rows), strip + size * per_row, 3), 255, np.uint8)
-    stores: dict[str, Store] = {}
+    stores: dict[str, tuple[Store, set]] = {}     # one open store and its video list per folder
     for r, (title, faces_dir, video_ids) in enumerate(rows):
-        store = stores.setdefault(str(faces_dir), Store(faces_dir))
-        have = set(store.videos())
+        if str(faces_dir) not in stores:
+            opened = Store(faces_dir)
+            stores[str(faces_dir)] = (opened, set(opened.videos()))
+        store, have = stores[str(faces_dir)]
         col = 0
         for vid in video_ids:
             if col == per_row:
