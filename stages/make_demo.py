@@ -2,7 +2,7 @@
 
 Real faces come from installed packages (scikit-image's astronaut, matplotlib's Grace Hopper,
 scikit-image's LFW subset), animated with seeded head motion; fakes are landmark-driven face
-swaps (Delaunay warp, Reinhard colour transfer, Poisson blending), expression reenactment
+swaps (Delaunay warp, mean colour shift, feathered blending), expression reenactment
 (landmark warping driven by another person's speech) and optionally a decoder-style
 re-rendering. H.264 at each quality (c23 = CRF 23, c40 = CRF 40) with an espeak-ng speech track.
 With --source DIR the same kind of dataset is built from a folder of real videos/photos; the

@@ -191,11 +191,34 @@ def test_faceswap_keeps_the_target_mouth_inside_its_own_colours(clips):
     dst[inner] = (200, 190, 180)                                       # its teeth
     out = swap.face_swap(src.frames[0], src.landmarks[0], dst, dst_lm)
     assert inner.sum() > 30
-    # Poisson blending shifts the inside by the seam's offset, but its colour stays the target's
-    # (corrected with the face's colour map it was 29 redder than green and 8 less green than
-    # blue, a flat white where the teeth were bright)
-    r, g, b = out[inner].astype(float).mean(0)
-    assert abs((r - g) - 10) < 8 and abs((g - b) - 10) < 8 and (out[inner] >= 250).mean() < 0.05
+    # the inside is the target's own pixels (corrected with the face's colour map it was 29
+    # redder than green and 8 less green than blue, a flat white where the teeth were bright)
+    assert np.array_equal(out[inner], dst[inner])
+
+
+def test_faceswap_shifts_the_source_colours_to_the_target_and_feathers_the_seam(clips):
+    tgt, src = clips[0], clips[1]
+    dst, dst_lm = tgt.frames[0], tgt.landmarks[0]
+    bright = np.clip(src.frames[0].astype(int) + 60, 0, 255).astype(np.uint8)
+    out = swap.face_swap(bright, src.landmarks[0], dst, dst_lm)
+    inner, outside = _face_masks(dst_lm, dst.shape)
+    # the source's brightness is not carried over: the face keeps the target's mean colour
+    assert np.abs(out[inner].mean(0) - dst[inner].mean(0)).max() < 12
+    assert np.array_equal(out[outside], dst[outside])
+    # no seam: from just outside the hull to just inside it the change grows smoothly
+    hull = swap.hull_mask(dst_lm[swap.HULL_POINTS], dst.shape)
+    ring = (hull > 0) & (cv2.erode(hull, np.ones((5, 5), np.uint8)) == 0)
+    diff = np.abs(out.astype(int) - dst.astype(int)).mean(-1)
+    assert diff[ring].mean() < 0.25 * diff[inner].mean()
+
+
+def test_feather_weights_rise_from_the_edge_over_a_fifth_of_the_size():
+    mask = np.zeros((120, 120), np.uint8)
+    mask[10:110, 10:110] = 255                     # 100 px wide: the band is 20 px
+    w = swap.feather_weights(mask)                 # distance to the nearest pixel outside / 20
+    assert w[0, 0] == 0 and w[60, 60] == 1.0
+    assert w[60, 10] == np.float32(1 / 20) and w[60, 20] == np.float32(11 / 20)
+    assert w[60, 28] == np.float32(19 / 20) and w[60, 29] == 1.0
 
 
 def test_mouth_donor_is_the_closest_opening_among_open_frames():

@@ -530,7 +530,7 @@ def readme_text(meta: dict) -> str:
                      f"{i['faceswap_source']} | {i['reenact_driver']} |")
     lines += ["", "Real videos are the photos (or source videos) with seeded head motion; fakes: "
               "`faceswap` = Delaunay piecewise-affine warp of the source face onto the target's "
-              "68 landmarks, Reinhard L*a*b* colour transfer, Poisson blending (cv2.seamlessClone); "
+              "68 landmarks, its mean colour shifted to the target's, feathered alpha blending; "
               "`reenact` = the target's mouth driven by the driver's speech loudness and seeded "
               "blinks, by landmark-driven piecewise-affine warping; `decoder` = face through a "
               "80-px bottleneck, blended back. Speech: espeak-ng voices reading Harvard "

@@ -30,6 +30,8 @@ LOWER_OUTER = [55, 56, 57, 58, 59]
 LOWER_INNER = [65, 66, 67]
 UPPER_INNER = [61, 62, 63]
 CORNERS = [48, 54, 60, 64]
+# a driven opening below this leaves the mouth as it is (closed lips stay closed)
+MIN_OPENING = 0.04
 CHIN = {4: 0.15, 5: 0.35, 6: 0.6, 7: 0.8, 8: 0.9, 9: 0.8, 10: 0.6, 11: 0.35, 12: 0.15}
 UPPER_LIDS = {37: 41, 38: 40, 43: 47, 44: 46}
 
@@ -68,9 +70,7 @@ def _anchor_ring(lm: np.ndarray, shape, scale: float = 1.45, n: int = 16) -> np.
     return np.vstack([ring, corners]).astype(np.float32)
 
 
-def _paint_mouth(img: np.ndarray, lm_new: np.ndarray, open_amount: float) -> np.ndarray:
-    if open_amount < 0.04:
-        return img
+def _paint_mouth(img: np.ndarray, lm_new: np.ndarray) -> np.ndarray:
     mask = _inner_mask(lm_new, img.shape)
     if mask.max() == 0:
         return img
@@ -159,11 +159,11 @@ def reenact_frame(img: np.ndarray, lm: np.ndarray, open_amount: float, blink: fl
     warped, cover = warp_triangles(img, src_pts, dst_pts, triangles, img.shape)
     out = np.where(cover[..., None] > 0.999, warped, img.astype(np.float32))
     out = np.clip(out, 0, 255).round().astype(np.uint8)
-    if open_amount < 0.04:
+    if open_amount < MIN_OPENING:
         return out
     if donor is not None:
         return _retrieve_mouth(out, lm_new, donor[0], donor[1])
-    return _paint_mouth(out, lm_new, open_amount)
+    return _paint_mouth(out, lm_new)
 
 
 def mouth_track(envelope: np.ndarray) -> np.ndarray:
@@ -203,7 +203,7 @@ def reenact_frames(frames: np.ndarray, lms: np.ndarray, mouth: np.ndarray,
     out = np.empty_like(frames)
     for i in range(len(frames)):
         amount, donor = float(mouth[i]), None
-        if retrieve and amount >= 0.04:
+        if retrieve and amount >= MIN_OPENING:
             amount = capped_opening(lms[i], amount, openings.max() / MIN_RETRIEVE_FRACTION)
             j = pick_mouth_donor(openings, mouth_opening(moved_landmarks(lms[i], amount, 0.0)), i)
             donor = None if j is None else (frames[j], lms[j])

@@ -1,14 +1,19 @@
-"""The classic landmark-driven FaceSwap recipe (as in the FaceSwap method of FaceForensics++'s
-graphics-based family, and the widely used OpenCV "face swap" tutorials):
+"""The classic landmark-driven FaceSwap recipe, as FaceForensics++ made its FaceSwap fakes
+(Kowalski's FaceSwap: fit the source face, put it onto the target, shift its colours, feather it in):
 
 1. Delaunay triangulation of the target's 68 landmarks (plus nothing else: the face only);
 2. every triangle of the SOURCE face is warped onto the corresponding target triangle with its
-   own affine transform (piecewise-affine warp);
-3. colour correction: Reinhard et al. (2001) statistics transfer in CIE L*a*b*, matching the
-   warped face's mean/std to the target face's inside the convex-hull mask (the mouth's inside,
-   which stays the target's, neither counted nor changed);
-4. Poisson blending (``cv2.seamlessClone``, NORMAL_CLONE) of the corrected face into the target
-   frame with the (slightly eroded) convex hull of the target landmarks as mask.
+   own affine transform (piecewise-affine warp; FaceForensics++ renders a fitted 3D model instead);
+3. colour correction: the warped face's mean RGB is shifted to the target face's inside the
+   convex-hull mask (the mouth's inside, which stays the target's, neither counted nor changed);
+4. feathered alpha blending: the weight of the swapped face rises from 0 on the hull of the
+   target's jaw and brows to 1 at ``FEATHER`` x the face's size inside it.
+
+Until 2026-12-03 steps 3-4 were the OpenCV tutorials' Reinhard L*a*b* transfer and Poisson
+blending (``cv2.seamlessClone``). The Poisson solve pulled the seam's colours into the face:
+dark hair or background at the jaw or the brows left dark smears across cheeks and foreheads,
+and matching the colours' spread as well as their mean washed some faces out to grey. Neither
+is what the FaceSwap fakes of FaceForensics++ show.
 
 Applied per frame with the source frame of the same index, so the source face follows the
 source clip and the blend follows the target clip.
@@ -21,6 +26,8 @@ import numpy as np
 
 # landmarks that outline the swapped region: jaw (0-16) and the brows (17-26)
 HULL_POINTS = np.r_[0:27]
+# the feathered band: FaceForensics++'s FaceSwap blends over 0.2 of the face's size
+FEATHER = 0.2
 
 
 def delaunay(points: np.ndarray, size) -> np.ndarray:
@@ -91,18 +98,25 @@ def hull_mask(points: np.ndarray, shape, erode: int = 0) -> np.ndarray:
     return mask
 
 
-def reinhard_transfer(img: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Match the L*a*b* mean and std of ``img`` to ``ref`` inside ``mask`` (Reinhard 2001)."""
+def mean_colour_transfer(img: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``img`` (float32) shifted so that its mean RGB inside ``mask`` is ``ref``'s there."""
     sel = mask > 0
+    out = np.asarray(img, dtype=np.float32)
     if sel.sum() < 10:
-        return img
-    a = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
-    b = cv2.cvtColor(ref, cv2.COLOR_RGB2LAB).astype(np.float32)
-    am, asd = a[sel].mean(0), a[sel].std(0) + 1e-3
-    bm, bsd = b[sel].mean(0), b[sel].std(0) + 1e-3
-    out = (a - am) * (bsd / asd) + bm
-    out = np.clip(out, 0, 255).round().astype(np.uint8)
-    return cv2.cvtColor(out, cv2.COLOR_LAB2RGB)
+        return out
+    shift = ref[sel].astype(np.float64).mean(0) - out[sel].astype(np.float64).mean(0)
+    return np.clip(out + shift.astype(np.float32), 0, 255)
+
+
+def feather_weights(mask: np.ndarray, feather: float = FEATHER) -> np.ndarray:
+    """Blend weight (float32 0..1): distance inside ``mask`` over ``feather`` x its size."""
+    inside = (mask > 0).astype(np.uint8)
+    ys, xs = np.nonzero(inside)
+    if not len(ys):
+        return np.zeros(mask.shape, np.float32)
+    size = max(np.ptp(xs), np.ptp(ys)) + 1
+    dist = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.clip(dist / max(feather * size, 1.0), 0, 1).astype(np.float32)
 
 
 def face_swap(src: np.ndarray, src_lm: np.ndarray, dst: np.ndarray, dst_lm: np.ndarray,
@@ -115,32 +129,20 @@ def face_swap(src: np.ndarray, src_lm: np.ndarray, dst: np.ndarray, dst_lm: np.n
     # source mouth stretched over an open target mouth would smear the lips
     inner = np.all(triangles >= 60, axis=1)
     warped, cover = warp_triangles(src, src_lm, dst_lm, triangles[~inner], dst.shape)
-    erode = max(1, int(round(0.02 * np.ptp(dst_lm[:, 0]))))
-    mask = hull_mask(dst_lm[HULL_POINTS], dst.shape, erode=erode)
-    outside = hull_mask(dst_lm[HULL_POINTS], dst.shape) == 0
-    mask[(cover < 0.999) & outside] = 0
-    # keep the mask off the image border (seamlessClone needs a margin around it)
-    mask[:2] = 0
-    mask[-2:] = 0
-    mask[:, :2] = 0
-    mask[:, -2:] = 0
+    mask = hull_mask(dst_lm[HULL_POINTS], dst.shape)
     if mask.sum() < 255 * 16:
         return dst.copy()
+    # the target's own pixels where no source triangle lands (the mouth's inside): counted
+    # neither in the colour statistics nor changed by them (corrected with the face's colours,
+    # the target's teeth were pushed to a flat white blob)
     holes = cover < 0.999
-    base = warped.copy()
-    base[holes] = dst[holes]
-    # the colour statistics are the warped face's, and the target's own pixels in the holes (the
-    # mouth's inside) keep their colours: corrected with the face's map, the target's teeth
-    # were pushed to a flat white blob
     face = mask.copy()
     face[holes] = 0
-    corrected = reinhard_transfer(base, dst, face)
+    corrected = mean_colour_transfer(warped, dst, face)
     corrected[holes] = dst[holes]
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
-    center = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
-    return cv2.seamlessClone(np.ascontiguousarray(corrected), np.ascontiguousarray(dst), mask,
-                             center, cv2.NORMAL_CLONE)
+    alpha = feather_weights(mask)[..., None]
+    out = alpha * corrected + (1.0 - alpha) * dst.astype(np.float32)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def swap_frames(src_frames: np.ndarray, src_lms: np.ndarray, dst_frames: np.ndarray,
