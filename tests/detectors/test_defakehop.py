@@ -546,9 +546,150 @@ def test_folds_group_people_linked_by_fakes(tmp_path):
     fake = chain["label"] == "fake"
     chain.loc[fake, "source_id"] = [f"p{(int(i[1:]) + 1) % 24:02d}" for i in chain.loc[fake, "identity"]]
     groups, info = fold_groups(items, chain)
-    assert info["linked_groups"] == 1 and info["grouping"].startswith("target identity")
+    assert info["linked_groups"] == 1 and info["grouping"].startswith("target identity, purged")
     assert len(np.unique(groups)) == 24
     assert items.assign(g=groups).groupby("identity")["g"].nunique().max() == 1
+
+
+def test_fold_training_rows_never_show_a_held_out_face(tmp_path):
+    """Purged cross-fitting: a fold's channel classifiers never train on a row whose person or
+    source person is shown in the fold; with folds of linked people nothing is purged."""
+    from dfdetect.detectors.defakehop import fold_groups, fold_train_masks, make_folds
+
+    manifest = _leak_store(tmp_path)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    items = data.items("saab", "train")
+    y = items["y"].to_numpy()
+    folds = make_folds(y, fold_groups(items, manifest)[0], 3, 0)
+    for f, m in enumerate(fold_train_masks(items, manifest, folds)):
+        np.testing.assert_array_equal(m, folds != f)            # linked folds: no purge
+    chain = manifest.copy()
+    fake = chain["label"] == "fake"
+    chain.loc[fake, "source_id"] = [f"p{(int(i[1:]) + 1) % 24:02d}" for i in chain.loc[fake, "identity"]]
+    folds = make_folds(y, fold_groups(items, chain)[0], 4, 0)
+    rows = items.merge(chain[["video_id", "source_id"]], on="video_id")
+    faces = lambda r: set(r["identity"]) | set(r["source_id"]) - {""}  # noqa: E731
+    for f, m in enumerate(fold_train_masks(items, chain, folds)):
+        held = faces(rows[folds == f])
+        assert not (m & (folds == f)).any() and m.sum() > 0
+        assert not faces(rows[m]) & held
+        # only rows touching the fold's faces are purged: p's fake wears p+1, p-1's fake wears p
+        kept = rows[(folds != f) & ~m]
+        assert (kept["identity"].isin(held) | kept["source_id"].isin(held)).all()
+
+
+def _face_store(root: Path, seed: int = 0, frames=(0, 6, 12, 18)):
+    """A faceswap-like one-channel Saab store in which fakes link every person: 24 people in a
+    ring, each with a real clip showing their own face and a fake clip onto them whose face is
+    the next person's (``source_id``). Positions 0-7 hold the face shown (a random code per
+    person, what a classifier can memorise), position 8 a weak generic artefact (fakes +1, unit
+    noise: the only cue that carries over to unseen people)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.normal(size=(24, 8))
+    rows, videos = [], []
+    for p in range(24):
+        for label in ("real", "fake"):
+            face = p if label == "real" else (p + 1) % 24
+            vid = f"{label}/p{p:02d}.mp4"
+            rows.append({"video_id": vid, "path": vid, "dataset": "synthetic", "label": label,
+                         "method": "swap" if label == "fake" else "", "quality": "c23",
+                         "split": "train", "identity": f"p{p:02d}",
+                         "source_id": f"p{face:02d}" if label == "fake" else ""})
+            feats = np.empty((len(frames), 9))
+            feats[:, :8] = codes[face] + 0.05 * rng.normal(size=(len(frames), 8))
+            feats[:, 8] = (label == "fake") + rng.normal(size=len(frames))
+            videos.append((vid, feats.reshape(len(frames), 3, 3, 1).astype(np.float32)))
+    with ShardWriter(shard_path(root / "saab", 0), stage="saab_features") as w:
+        for vid, feats in sorted(videos):
+            w.add_video(vid, np.asarray(frames), left_eye_hop1=feats)
+    return pd.DataFrame(rows)
+
+
+def _final_inputs(det, data, monkeypatch):
+    """Fit ``det`` and return what its final classifier was fitted on."""
+    import dfdetect.detectors.defakehop as D
+
+    seen = []
+    real_train = D._train
+
+    def spy(x, y, spec, seed, nthread):
+        if spec is det.params["final_xgb"]:
+            seen.append((np.array(x), np.array(y)))
+        return real_train(x, y, spec, seed, nthread)
+
+    monkeypatch.setattr(D, "_train", spy)
+    summary = det.fit(data)
+    assert len(seen) == 1
+    return summary, *seen[0]
+
+
+FACE_PARAMS = {"regions": ["left_eye"], "hops": [1], "n_folds": 4, "neighbours": 0,
+               "channel_probs": "out_of_fold",
+               "pca_energy": 1.0, "channel_xgb": {"n_estimators": 100, "learning_rate": 0.3},
+               "region_heads": False, "nthread": 1}
+
+
+def test_purged_folds_keep_out_of_fold_probabilities_from_inverting(tmp_path, monkeypatch):
+    """The demo's fakes link all its people, so folds are by target identity. Unpurged, a held-out
+    fake wears a face the other folds hold as real and a held-out real face is the source of fakes
+    there: the out-of-fold probabilities came out inverted (17-person real-media demo: test video
+    AUC 0.33). Purged of the fold's people, they follow the generic artefact."""
+    from sklearn.metrics import roc_auc_score
+
+    manifest = _face_store(tmp_path)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    summary, x, y = _final_inputs(create("defakehop", FACE_PARAMS), data, monkeypatch)
+    assert summary["fold_grouping"].startswith("target identity, purged")
+    assert summary["folds"] == 4 and summary["folds_one_class"] == 0
+    assert all(t < o for t, o in zip(summary["fold_train_rows"], summary["fold_outside_rows"]))
+    auc = roc_auc_score(y, x[:, 0])
+    assert auc > 0.55, auc                                   # 0.62
+    assert summary["channel_auc"]["median"] == pytest.approx(auc, abs=1e-4)
+    # the same folds unpurged (the code before): inverted
+    import dfdetect.detectors.defakehop as D
+
+    monkeypatch.setattr(D, "fold_train_masks",
+                        lambda items, manifest, folds: [folds != f for f in range(folds.max() + 1)])
+    _, x, y = _final_inputs(create("defakehop", FACE_PARAMS), data, monkeypatch)
+    assert roc_auc_score(y, x[:, 0]) < 0.45                  # 0.22
+
+
+def test_in_sample_channel_probabilities_are_the_refit_models(tmp_path, monkeypatch):
+    """``channel_probs: in_sample`` (the authors' code): the final classifier is fitted on the
+    refit channel classifiers' own train-split predictions; no folds."""
+    import dfdetect.detectors.defakehop as D
+
+    manifest = _face_store(tmp_path)
+    data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
+    det = create("defakehop", {**FACE_PARAMS, "channel_probs": "in_sample"})
+    summary, x, y = _final_inputs(det, data, monkeypatch)
+    assert summary["folds"] == 0 and summary["channel_probs"] == "in_sample"
+    items = data.items("saab", "train")
+    z = det.pcas[("left_eye", 1)].transform(D.DefakeHop._read_field(Store(tmp_path / "saab"), items,
+                                                                    "left_eye_hop1"))
+    np.testing.assert_allclose(x[:, 0], D._predict(det.channel_models["left_eye_hop1"][0], z[:, 0, :]))
+    assert summary["channel_auc"]["median"] > 0.85          # 0.90: the faces memorised in-sample
+    with pytest.raises(ValueError, match="channel_probs"):
+        create("defakehop", {"channel_probs": "oof"})
+
+
+def test_auto_channel_probabilities_follow_the_people_fakes_link(tmp_path):
+    """``channel_probs: auto`` (default): out of fold where fakes leave groups of linked people
+    (FF++'s pairs: nothing purged), in-sample where they link everyone (the demo)."""
+    from dfdetect.detectors.defakehop import DefakeHop
+
+    assert DefakeHop.defaults["channel_probs"] == "auto"
+    params = {**FACE_PARAMS, "channel_probs": "auto"}
+    ring = _face_store(tmp_path / "ring")
+    data = DetectorData(ring, sources={"saab": tmp_path / "ring" / "saab"}, seed=0, progress=False)
+    summary = create("defakehop", params).fit(data)
+    assert summary["channel_probs"] == "in_sample" and summary["folds"] == 0
+    assert summary["fold_grouping"] == "none (in-sample, auto: fakes link the 24 train people into 1 group(s))"
+    pairs = _leak_store(tmp_path / "pairs")
+    data = DetectorData(pairs, sources={"saab": tmp_path / "pairs" / "saab"}, seed=0, progress=False)
+    summary = create("defakehop", params).fit(data)
+    assert summary["channel_probs"] == "out_of_fold" and summary["folds"] == 4
+    assert summary["fold_train_rows"] == summary["fold_outside_rows"]      # nothing purged
 
 
 def test_final_classifier_is_fed_out_of_fold_probabilities(tmp_path, monkeypatch):

@@ -14,9 +14,13 @@ Training (train split only):
    the variance.
 2. **Channel-wise soft classifiers**: one XGBoost (``max_depth`` 1, 100 trees) per channel per
    hop per region on that channel's PCA coefficients. Their train-split probabilities that feed
-   the next classifier are **out-of-fold** (``n_folds``-fold cross-fitting grouped by the people
-   that fakes link, see :func:`fold_groups`, and stratified by label), never in-sample; the classifier kept for scoring is refit on all train
-   frames.
+   the next classifier are, with ``channel_probs: out_of_fold``, **out-of-fold** (``n_folds``-fold
+   cross-fitting stratified by label, grouped by the people that fakes link, see
+   :func:`fold_groups`; where fakes link everyone, by target identity with each fold's training
+   rows purged of the fold's faces, :func:`fold_train_masks`); with ``in_sample`` (the authors'
+   code) the refit classifier's own; ``auto`` (default) is out-of-fold where fakes leave 2 or
+   more groups of linked people per class and in-sample where they link everyone (see
+   ``DefakeHop._channel_folds``). The classifier kept for scoring is refit on all train frames.
 3. **Ensemble**: the channel probabilities of all regions are concatenated per frame, then the
    frame's vector is concatenated with those of its ``neighbours`` (3) frames before and after
    it and a final XGBoost (``max_depth`` 6, 100 trees)
@@ -208,6 +212,16 @@ def _write_compact_json(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n")
 
 
+def _people(items: pd.DataFrame, manifest: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``items``: the person shown (``identity``; ``video:<id>`` without one) and, for
+    a fake, the source person (``source_id``, else "")."""
+    cols = manifest.set_index("video_id")
+    vid = items["video_id"].astype(str).to_numpy()
+    ident = cols["identity"].reindex(vid).fillna("").astype(str).to_numpy()
+    src = cols["source_id"].reindex(vid).fillna("").astype(str).to_numpy()
+    return np.where(ident != "", ident, np.char.add("video:", vid.astype(str))), src
+
+
 def fold_groups(items: pd.DataFrame, manifest: pd.DataFrame) -> tuple[np.ndarray, dict]:
     """Cross-fitting group of each row of ``items`` and how the groups were made.
 
@@ -215,17 +229,14 @@ def fold_groups(items: pd.DataFrame, manifest: pd.DataFrame) -> tuple[np.ndarray
     ``source_id`` (manifest columns; scipy's connected components), so one person's clips at
     every quality and every fake made onto or from them share a group (FF++: a clip's c23 and
     c40 copies and both fakes of a pair). A video without an identity is its own person. When
-    that leaves fewer than 2 groups holding each class (the demo: every train fake pairs two of
-    its 4 train people, which links all 4), the groups fall back to the target identity alone
-    (a fake's source person may then sit in another fold) and ``grouping`` says so."""
+    that leaves fewer than 2 groups holding each class (the demo, Celeb-DF: fakes swap faces
+    among all the people, which links them all), the groups are the target identity and
+    ``grouping`` says so; the folds' training rows are then purged of the held-out people
+    (:func:`fold_train_masks`)."""
     from scipy.sparse import coo_matrix  # noqa: PLC0415
     from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
 
-    cols = manifest.set_index("video_id")
-    vid = items["video_id"].astype(str).to_numpy()
-    ident = cols["identity"].reindex(vid).fillna("").astype(str).to_numpy()
-    src = cols["source_id"].reindex(vid).fillna("").astype(str).to_numpy()
-    person = np.where(ident != "", ident, np.char.add("video:", vid.astype(str)))
+    person, src = _people(items, manifest)
     names, code = np.unique(np.concatenate([person, src[src != ""]]), return_inverse=True)
     a = code[:len(person)]
     b = a.copy()
@@ -240,12 +251,28 @@ def fold_groups(items: pd.DataFrame, manifest: pd.DataFrame) -> tuple[np.ndarray
     linked = comp[a]
     info = {"people": int(len(np.unique(person))), "linked_groups": int(len(np.unique(linked)))}
     if per_class(linked) >= 2:
-        return linked, dict(info, grouping="people linked by fakes (identity + source_id)")
+        return linked, dict(info, linked=True, grouping="people linked by fakes (identity + source_id)")
     _, target = np.unique(person, return_inverse=True)
-    log.warning("defakehop: fakes link the %d train people into %d group(s): cross-fitting folds "
-                "fall back to the target identity", info["people"], info["linked_groups"])
-    return target, dict(info, grouping="target identity (fakes link every person into "
-                                       f"{info['linked_groups']} group(s))")
+    return target, dict(info, linked=False, grouping="target identity, purged (fakes link every "
+                                                     f"person into {info['linked_groups']} group(s))")
+
+
+def fold_train_masks(items: pd.DataFrame, manifest: pd.DataFrame, folds: np.ndarray) -> list[np.ndarray]:
+    """Rows each fold's channel classifiers train on: those outside the fold, less every row
+    that shows a person of the fold, as its identity or as a fake's source (purged
+    cross-fitting). Without the purge, folds by target identity invert: a held-out fake wears
+    its source person's face, which the other folds hold as real, and a held-out person's real
+    face is the source of fakes in the other folds, so its out-of-fold probabilities say the
+    opposite of its label (the 17-person real-media demo: median channel AUC 0.46, test video
+    AUC 0.33). With folds of people linked by fakes nothing is purged."""
+    person, src = _people(items, manifest)
+    masks = []
+    for f in range(int(folds.max()) + 1):
+        held = folds == f
+        faces = np.unique(np.concatenate([person[held], src[held & (src != "")]]))
+        shows = np.isin(person, faces) | np.isin(src, faces)
+        masks.append(~held & ~shows)
+    return masks
 
 
 def make_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -341,6 +368,7 @@ class DefakeHop(Detector):
         "hops": [1, 2, 3],
         "pca_energy": 0.9,
         "pca_channel_norm": "mean",
+        "channel_probs": "auto",
         "n_folds": 4,
         "neighbours": 3,
         "frame_step": 6,
@@ -356,6 +384,7 @@ class DefakeHop(Detector):
         "regions": _cfg.List(_cfg.Choice(*REGIONS), min_len=1, unique=True),
         "hops": _cfg.List(_cfg.Int(ge=1), min_len=1, unique=True),
         "pca_energy": _cfg.Float(gt=0, le=1), "pca_channel_norm": _cfg.Choice("none", "mean", "standard"),
+        "channel_probs": _cfg.Choice("auto", "out_of_fold", "in_sample"),
         "n_folds": _cfg.Int(ge=2), "neighbours": _cfg.Int(ge=0), "frame_step": _cfg.Int(ge=0),
         "nthread": _cfg.Int(ge=0),
         "seed": _cfg.Int(ge=0, nullable=True),
@@ -449,17 +478,15 @@ class DefakeHop(Detector):
                     y = items["y"].to_numpy().astype(np.int64)
                     if len(np.unique(y)) < 2:
                         raise ValueError("defakehop: the train split needs both real and fake frames")
-                    groups, fold_info = fold_groups(items, data.manifest)
-                    folds = make_folds(y, groups, int(p["n_folds"]), seed)
-                    n_folds = int(folds.max()) + 1
-                self._fit_block(region, hop, x, y, folds, n_folds, seed, nthread, oof_cols, columns,
+                    mode, groups, fold_info, folds, masks = self._channel_folds(items, data, y, seed)
+                self._fit_block(region, hop, x, y, folds, masks, seed, nthread, oof_cols, columns,
                                 chan_auc)
                 del x
             if not restart:
                 break
         self.saab_parameters = saab_parameters(store)
         self.columns_ = columns
-        probs = np.stack(oof_cols, axis=1)                        # (N, M) out-of-fold
+        probs = np.stack(oof_cols, axis=1)                  # (N, M) out-of-fold or in-sample
         rows = neighbour_rows(items, int(p["neighbours"]), int(p["frame_step"]))
         self.final = _train(multi_frame(probs, rows), y, p["final_xgb"], seed, nthread)
         self.region_models = {}
@@ -470,15 +497,17 @@ class DefakeHop(Detector):
                                                     p["final_xgb"], seed, nthread)
         self.fit_summary = {
             "train_frames": int(len(y)), "train_videos": int(items["video_id"].nunique()),
-            "fake_fraction": float(y.mean()), "folds": n_folds,
-            "fold_grouping": fold_info["grouping"], "fold_groups": int(len(np.unique(groups))),
+            "fake_fraction": float(y.mean()), "channel_probs": mode,
+            **self._fold_summary(y, folds, masks, fold_info, groups),
             "channels": len(columns),
             "final_features": int(probs.shape[1] * rows.shape[1]),
             # frames the fit used (rows with non-finite features left out: not the store's count)
             "frame_selection": {**{k: v for k, v in self._frame_info["train"].items()
                                    if k != "frames_sampled"}, "frames_used": int(len(y))},
             "pca_components": {f"{r}_hop{h}": self.pcas[(r, h)].n_components for r, h in self._blocks()},
-            "oof_channel_auc_max": max(chan_auc.values()) if chan_auc else None,
+            # train-split AUC of the channel probabilities the final classifier is fitted on
+            # (out of fold, or in-sample): a median under 0.5 means they are inverted
+            "channel_auc": _spread([v for v in chan_auc.values() if v is not None]),
             "seconds": round(time.perf_counter() - t0, 2),
         }
         if logger is not None:
@@ -486,11 +515,49 @@ class DefakeHop(Detector):
                 logger.log_metric(f"fit/{k}", self.fit_summary[k])
         return self.fit_summary
 
+    def _channel_folds(self, items: pd.DataFrame, data: DetectorData, y: np.ndarray, seed: int):
+        """How the train split's channel probabilities are made: ``(mode, groups, fold_info,
+        folds, masks)``. ``auto``: out of fold over folds of people linked by fakes where they
+        form 2 or more groups per class (FF++: nothing purged), else in-sample (the authors'
+        code): where fakes link everyone (the demo, Celeb-DF-like swaps), purged folds keep
+        only part of the people to train on (the 17-person real-media demo: 17-69 % of the rows
+        outside a fold), and val AUC was lower with them in both seeds measured (README)."""
+        p = self.params
+        if p["channel_probs"] == "in_sample":
+            return "in_sample", None, {}, None, []
+        groups, fold_info = fold_groups(items, data.manifest)
+        if not fold_info["linked"]:
+            why = (f"fakes link the {fold_info['people']} train people into "
+                   f"{fold_info['linked_groups']} group(s)")
+            if p["channel_probs"] == "auto":
+                log.warning("defakehop: %s: in-sample channel probabilities (channel_probs auto)", why)
+                return "in_sample", None, {"grouping": f"none (in-sample, auto: {why})"}, None, []
+            log.warning("defakehop: %s: folds by target identity, each fold's training rows "
+                        "purged of its people", why)
+        folds = make_folds(y, groups, int(p["n_folds"]), seed)
+        return "out_of_fold", groups, fold_info, folds, fold_train_masks(items, data.manifest, folds)
+
+    @staticmethod
+    def _fold_summary(y: np.ndarray, folds: np.ndarray, masks: list, fold_info: dict,
+                      groups: np.ndarray) -> dict:
+        """How the channel probabilities of the train split were made (``fit_summary``)."""
+        if not masks:
+            return {"folds": 0, "fold_grouping": fold_info.get("grouping", "none (in-sample)"),
+                    "fold_groups": 0}
+        outside = [int((folds != f).sum()) for f in range(len(masks))]
+        return {"folds": len(masks), "fold_grouping": fold_info["grouping"],
+                "fold_groups": int(len(np.unique(groups))),
+                # rows outside each fold, and those its channel classifiers trained on
+                "fold_train_rows": [int(m.sum()) for m in masks], "fold_outside_rows": outside,
+                "folds_one_class": int(sum(len(np.unique(y[m])) < 2 for m in masks))}
+
     def _fit_block(self, region: str, hop: int, x: np.ndarray, y: np.ndarray, folds: np.ndarray,
-                   n_folds: int, seed: int, nthread: int, oof_cols: list, columns: list,
+                   masks: list, seed: int, nthread: int, oof_cols: list, columns: list,
                    chan_auc: dict) -> None:
-        """Spatial PCA of one region/hop and its channel-wise XGBoosts (out-of-fold probabilities
-        appended to ``oof_cols``)."""
+        """Spatial PCA of one region/hop and its channel-wise XGBoosts; the train split's channel
+        probabilities (out of fold: fold ``f``'s rows scored by classifiers fitted on
+        ``masks[f]``; without masks, ``channel_probs: in_sample``, the refit classifier's own)
+        are appended to ``oof_cols``."""
         p = self.params
         pca = SpatialPCA(p["pca_energy"], p["pca_channel_norm"]).fit(x)
         self.pcas[(region, hop)] = pca
@@ -499,14 +566,16 @@ class DefakeHop(Detector):
         for ch in range(z.shape[1]):
             zc = z[:, ch, :]
             oof = np.empty(len(y))
-            for f in range(n_folds):
-                tr, te = folds != f, folds == f
-                if len(np.unique(y[tr])) < 2:
-                    oof[te] = float(y[tr].mean())
+            for f, tr in enumerate(masks):
+                te = folds == f
+                if len(np.unique(y[tr])) < 2:      # counted in fit_summary["folds_one_class"]
+                    oof[te] = float(y[tr].mean()) if tr.any() else float(y.mean())
                     continue
                 b = _train(zc[tr], y[tr], p["channel_xgb"], seed + f, nthread)
                 oof[te] = _predict(b, zc[te], nthread)
             models.append(_train(zc, y, p["channel_xgb"], seed, nthread))
+            if not masks:
+                oof = _predict(models[-1], zc, nthread)
             oof_cols.append(oof)
             columns.append(f"{region}_hop{hop}_ch{ch}")
             chan_auc[columns[-1]] = _auc(y, oof)
@@ -596,7 +665,10 @@ class DefakeHop(Detector):
                         for h in summary[r]] for r in self.params["regions"] if r in summary}
         fit = self.fit_summary
         return {"saab_channels": channels, "pca_components": pca,
-                "folds": {k: fit.get(k) for k in ("folds", "fold_grouping", "fold_groups")},
+                "folds": {k: fit.get(k) for k in ("channel_probs", "folds", "fold_grouping",
+                                                  "fold_groups", "fold_train_rows",
+                                                  "fold_outside_rows", "folds_one_class",
+                                                  "channel_auc")},
                 "frame_selection": {"train": fit.get("frame_selection"),
                                     **({split: self._frame_info[split]} if split in self._frame_info else {})},
                 "dropped_outside_frame": dropped_outside_frame(data.source("saab"), data.manifest)}
@@ -741,6 +813,14 @@ def saab_parameters(store) -> dict[str, int]:
         return {}
     counts = json.loads(value) if isinstance(value, str) else dict(value)
     return {str(k): int(v) for k, v in counts.items()}
+
+
+def _spread(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    q = np.quantile(values, [0.0, 0.5, 1.0])
+    return {"min": round(float(q[0]), 4), "median": round(float(q[1]), 4),
+            "max": round(float(q[2]), 4), "below_0.5": int(sum(v < 0.5 for v in values))}
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
