@@ -623,6 +623,16 @@ def _final_inputs(det, data, monkeypatch):
     return summary, *seen[0]
 
 
+def _refit_channel_probs(det, data) -> np.ndarray:
+    """The refit left-eye hop-1 channel-0 classifier's predictions on the train split."""
+    import dfdetect.detectors.defakehop as D
+
+    items = data.items("saab", "train")
+    z = det.pcas[("left_eye", 1)].transform(D.DefakeHop._read_field(Store(data.source("saab")), items,
+                                                                    "left_eye_hop1"))
+    return D._predict(det.channel_models["left_eye_hop1"][0], z[:, 0, :])
+
+
 FACE_PARAMS = {"regions": ["left_eye"], "hops": [1], "n_folds": 4, "neighbours": 0,
                "channel_probs": "out_of_fold",
                "pca_energy": 1.0, "channel_xgb": {"n_estimators": 100, "learning_rate": 0.3},
@@ -657,17 +667,12 @@ def test_purged_folds_keep_out_of_fold_probabilities_from_inverting(tmp_path, mo
 def test_in_sample_channel_probabilities_are_the_refit_models(tmp_path, monkeypatch):
     """``channel_probs: in_sample`` (the authors' code): the final classifier is fitted on the
     refit channel classifiers' own train-split predictions; no folds."""
-    import dfdetect.detectors.defakehop as D
-
     manifest = _face_store(tmp_path)
     data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
     det = create("defakehop", {**FACE_PARAMS, "channel_probs": "in_sample"})
     summary, x, y = _final_inputs(det, data, monkeypatch)
     assert summary["folds"] == 0 and summary["channel_probs"] == "in_sample"
-    items = data.items("saab", "train")
-    z = det.pcas[("left_eye", 1)].transform(D.DefakeHop._read_field(Store(tmp_path / "saab"), items,
-                                                                    "left_eye_hop1"))
-    np.testing.assert_allclose(x[:, 0], D._predict(det.channel_models["left_eye_hop1"][0], z[:, 0, :]))
+    np.testing.assert_allclose(x[:, 0], _refit_channel_probs(det, data))
     assert summary["channel_auc"]["median"] > 0.85          # 0.90: the faces memorised in-sample
     with pytest.raises(ValueError, match="channel_probs"):
         create("defakehop", {"channel_probs": "oof"})
@@ -699,31 +704,15 @@ def test_final_classifier_is_fed_out_of_fold_probabilities(tmp_path, monkeypatch
     at chance on that feature, while the refit (in-sample) channel model is near perfect."""
     from sklearn.metrics import roc_auc_score
 
-    import dfdetect.detectors.defakehop as D
-
     manifest = _leak_store(tmp_path)
     data = DetectorData(manifest, sources={"saab": tmp_path / "saab"}, seed=0, progress=False)
     det = create("defakehop", {"regions": ["left_eye"], "hops": [1], "n_folds": 6, "neighbours": 0,
                                "channel_xgb": {"n_estimators": 200, "learning_rate": 0.5},
                                "region_heads": False, "nthread": 1})
-    seen = []
-    real_train = D._train
-
-    def spy(x, y, spec, seed, nthread):
-        if spec is det.params["final_xgb"]:
-            seen.append((np.array(x), np.array(y)))
-        return real_train(x, y, spec, seed, nthread)
-
-    monkeypatch.setattr(D, "_train", spy)
-    det.fit(data)
-    assert len(seen) == 1
-    x_final, y = seen[0]
+    _, x_final, y = _final_inputs(det, data, monkeypatch)
     assert x_final.shape == (len(y), 1)
     oof_auc = roc_auc_score(y, x_final[:, 0])
-    items = data.items("saab", "train")
-    z = det.pcas[("left_eye", 1)].transform(D.DefakeHop._read_field(Store(tmp_path / "saab"), items,
-                                                                    "left_eye_hop1"))
-    in_sample = roc_auc_score(items["y"], D._predict(det.channel_models["left_eye_hop1"][0], z[:, 0, :]))
+    in_sample = roc_auc_score(y, _refit_channel_probs(det, data))
     assert in_sample > 0.95                      # the feature is memorisable in-sample
     assert oof_auc < 0.7, oof_auc                # but the final classifier never sees that
     # (folds by video: 0.81, the other quality copy of each clip sat in the training folds)
