@@ -454,6 +454,21 @@ def tables(results: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- main
+def run_params(args) -> tuple[dict, dict]:
+    """params.yaml with the profile, the training recipe and the ``--set`` overrides applied, and
+    the recipe. The run's seed is read from the result, so ``--set seed=N`` reseeds the source
+    picks, the DeepFaceLive subset and the held-out method's demo with the DAG (before
+    2026-12-06 they kept params.yaml's seed: under ``--scenarios lomo`` the held-out method's
+    demo then drew other splits than the training demo)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    _deep_update(params, PROFILES[args.profile])
+    recipe = recipe_training(params, video_detectors(params, args.detectors)) \
+        if args.training == "recipe" else {}
+    for key, value in _parse_set(args.overrides):
+        _set_key(params, key, value)
+    return params, recipe
+
+
 def _parse_set(items: list[str]) -> list[tuple[str, object]]:
     out = []
     for item in items:
@@ -513,13 +528,8 @@ def _main(args) -> int:
     if shutil.which("ffmpeg") is None:
         raise BenchError("ffmpeg is not installed (make doctor)")
     media = Path(args.media).resolve()
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params, recipe = run_params(args)
     seed = int(params["seed"])
-    _deep_update(params, PROFILES[args.profile])
-    recipe = recipe_training(params, video_detectors(params, args.detectors)) \
-        if args.training == "recipe" else {}
-    for key, value in _parse_set(args.overrides):
-        _set_key(params, key, value)
     dets = video_detectors(params, args.detectors)
     if not dets:
         raise BenchError("no video detector to train")

@@ -199,6 +199,21 @@ def test_lomo_needs_the_two_default_methods(quality, tmp_path, capsys):
     assert "needs --methods faceswap reenact" in capsys.readouterr().err
 
 
+def test_set_seed_reseeds_the_whole_run(quality):
+    """``--set seed=N`` is the seed of everything the run draws (source picks, DeepFaceLive subset,
+    the held-out method's demo for lomo), not only of the DAG."""
+    import argparse
+
+    import yaml
+
+    args = argparse.Namespace(profile="demo", training="demo", detectors=["defakehop"],
+                              overrides=["seed=7", "models.defakehop.channel_probs=in_sample"])
+    params, recipe = quality.run_params(args)
+    assert params["seed"] == 7 and recipe == {}
+    assert params["models"]["defakehop"]["channel_probs"] == "in_sample"
+    assert yaml.safe_load((REPO / "params.yaml").read_text())["seed"] != 7
+
+
 def test_laplacian_variance_measures_edges_not_contrast():
     import numpy as np
 
