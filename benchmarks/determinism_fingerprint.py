@@ -52,7 +52,8 @@ from dfdetect import determinism  # noqa: E402
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile")
 TORCH_PARTS = ("mtcnn", "mst", "cnn_train_steps", "xception_features", "two_branch", "cnn_forward",
-               "cnn_grads", "cnn_train_steps_aten", "whisper_encoder", "minilm_features")
+               "cnn_grads", "cnn_adamw_step", "cnn_train_steps_aten", "whisper_encoder",
+               "minilm_features")
 MARK = "DFDETECT_FINGERPRINT_MARKS"     # set: print "@@ part" before each torch part, "@@ end" after
 # candidate settings on top of the pin (stages/common.py), for --configs, each spelled out in full
 # so that a record stays comparable when the pin changes. oneDNN's AVX2 convolutions are BRGEMM
@@ -191,6 +192,12 @@ def compute() -> dict:
         torch.nn.functional.binary_cross_entropy_with_logits(cnn(xb)[:, 0], y).backward()
         _mark("end")
         out["cnn_grads"] = _h(torch.cat([q.grad.flatten() for q in cnn.parameters() if q.grad is not None]).numpy())
+        # one AdamW step from exactly those gradients: the optimiser alone (forward and backward
+        # were the same on Intel and AMD, two whole steps were not)
+        _mark("cnn_adamw_step")
+        torch.optim.AdamW(cnn.parameters(), lr=1e-3).step()
+        _mark("end")
+        out["cnn_adamw_step"] = _h(torch.cat([q.detach().flatten() for q in cnn.parameters()]).numpy())
         cnn, _ = create_model("efficientnet_lite0", "imagenet", hub=False, seed=0)
         opt = torch.optim.AdamW(cnn.parameters(), lr=1e-3)
         _mark("cnn_train_steps_aten")
