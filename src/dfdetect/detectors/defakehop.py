@@ -229,8 +229,8 @@ def fold_groups(items: pd.DataFrame, manifest: pd.DataFrame) -> tuple[np.ndarray
     ``source_id`` (manifest columns; scipy's connected components), so one person's clips at
     every quality and every fake made onto or from them share a group (FF++: a clip's c23 and
     c40 copies and both fakes of a pair). A video without an identity is its own person. When
-    that leaves fewer than 2 groups holding each class (the demo, Celeb-DF: fakes swap faces
-    among all the people, which links them all), the groups are the target identity and
+    that leaves fewer than 2 groups holding each class (the demo; Celeb-DF's swaps among its
+    celebrities can link them all too), the groups are the target identity and
     ``grouping`` says so; the folds' training rows are then purged of the held-out people
     (:func:`fold_train_masks`)."""
     from scipy.sparse import coo_matrix  # noqa: PLC0415
@@ -519,9 +519,9 @@ class DefakeHop(Detector):
         """How the train split's channel probabilities are made: ``(mode, groups, fold_info,
         folds, masks)``. ``auto``: out of fold over folds of people linked by fakes where they
         form 2 or more groups per class (FF++: nothing purged), else in-sample (the authors'
-        code): where fakes link everyone (the demo, Celeb-DF-like swaps), purged folds keep
+        code): where fakes link everyone (the demo; swaps among few people), purged folds keep
         only part of the people to train on (the 17-person real-media demo: 17-69 % of the rows
-        outside a fold), and val AUC was lower with them in both seeds measured (README)."""
+        outside a fold), and val AUC was lower with them in 2 of the 3 seeds measured (README)."""
         p = self.params
         if p["channel_probs"] == "in_sample":
             return "in_sample", None, {}, None, []
