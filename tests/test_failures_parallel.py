@@ -67,12 +67,19 @@ def _start_slow_stage(tmp_path):
 
     import psutil
 
+    def command(p) -> str:
+        # a short-lived child (loky's helpers) may exit between children() and cmdline()
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:
+            return ""
+
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_STAGE, str(tmp_path / "out.csv")])
     deadline = time.monotonic() + 30
     workers: list = []
     while time.monotonic() < deadline:
         kids = psutil.Process(proc.pid).children(recursive=True)
-        workers = [k for k in kids if "LokyProcess" in " ".join(k.cmdline())]
+        workers = [k for k in kids if "LokyProcess" in command(k)]
         if len(workers) == 2 and list(tmp_path.glob(".out.csv.*.tmp")):
             time.sleep(0.5)   # let the workers run their initializer and take an item
             return proc, workers
