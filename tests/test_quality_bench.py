@@ -199,12 +199,23 @@ def test_lomo_needs_the_two_default_methods(quality, tmp_path, capsys):
     assert "needs --methods faceswap reenact" in capsys.readouterr().err
 
 
-def test_set_seed_reseeds_the_whole_run(quality):
+def test_set_seed_reseeds_the_whole_run(quality, tmp_path, monkeypatch):
     """``--set seed=N`` is the seed of everything the run draws (source picks, DeepFaceLive subset,
     the held-out method's demo for lomo), not only of the DAG."""
     import argparse
 
     import yaml
+
+    seen = []
+
+    def picks(media, max_sources, seed):       # the run's first draw; stop there
+        seen.append(seed)
+        raise quality.BenchError("stop")
+
+    monkeypatch.setattr(quality, "training_sources", picks)
+    monkeypatch.setattr(quality.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert quality.main(["--media", str(tmp_path), "--detectors", "defakehop", "--set", "seed=7"]) == 2
+    assert seen == [7]
 
     args = argparse.Namespace(profile="demo", training="demo", detectors=["defakehop"],
                               overrides=["seed=7", "models.defakehop.channel_probs=in_sample"])

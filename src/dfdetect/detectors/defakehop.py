@@ -478,7 +478,7 @@ class DefakeHop(Detector):
                     y = items["y"].to_numpy().astype(np.int64)
                     if len(np.unique(y)) < 2:
                         raise ValueError("defakehop: the train split needs both real and fake frames")
-                    mode, groups, fold_info, folds, masks = self._channel_folds(items, data, y, seed)
+                    folds, masks, fold_summary = self._channel_folds(items, data, y, seed)
                 self._fit_block(region, hop, x, y, folds, masks, seed, nthread, oof_cols, columns,
                                 chan_auc)
                 del x
@@ -497,8 +497,7 @@ class DefakeHop(Detector):
                                                     p["final_xgb"], seed, nthread)
         self.fit_summary = {
             "train_frames": int(len(y)), "train_videos": int(items["video_id"].nunique()),
-            "fake_fraction": float(y.mean()), "channel_probs": mode,
-            **self._fold_summary(y, folds, masks, fold_info, groups),
+            "fake_fraction": float(y.mean()), **fold_summary,
             "channels": len(columns),
             "final_features": int(probs.shape[1] * rows.shape[1]),
             # frames the fit used (rows with non-finite features left out: not the store's count)
@@ -516,40 +515,35 @@ class DefakeHop(Detector):
         return self.fit_summary
 
     def _channel_folds(self, items: pd.DataFrame, data: DetectorData, y: np.ndarray, seed: int):
-        """How the train split's channel probabilities are made: ``(mode, groups, fold_info,
-        folds, masks)``. ``auto``: out of fold over folds of people linked by fakes where they
-        form 2 or more groups per class (FF++: nothing purged), else in-sample (the authors'
-        code): where fakes link everyone (the demo; swaps among few people), purged folds keep
-        only part of the people to train on (the 17-person real-media demo: 17-69 % of the rows
-        outside a fold), and val AUC was lower with them in 2 of the 3 seeds measured (README)."""
+        """How the train split's channel probabilities are made: ``(folds, masks, summary)``, the
+        summary for ``fit_summary``; no masks means in-sample. ``auto``: out of fold over folds of
+        people linked by fakes where they form 2 or more groups per class (FF++: nothing purged),
+        else in-sample (the authors' code): where fakes link everyone (the demo; swaps among few
+        people), purged folds keep only part of the people to train on (the 17-person real-media
+        demo: 17-69 % of the rows outside a fold), and val AUC was lower with them in 2 of the 3
+        seeds measured (README)."""
         p = self.params
+        in_sample = {"channel_probs": "in_sample", "folds": 0, "fold_groups": 0,
+                     "fold_grouping": "none (in-sample)"}
         if p["channel_probs"] == "in_sample":
-            return "in_sample", None, {}, None, []
-        groups, fold_info = fold_groups(items, data.manifest)
-        if not fold_info["linked"]:
-            why = (f"fakes link the {fold_info['people']} train people into "
-                   f"{fold_info['linked_groups']} group(s)")
+            return None, [], in_sample
+        groups, info = fold_groups(items, data.manifest)
+        if not info["linked"]:
+            why = f"fakes link the {info['people']} train people into {info['linked_groups']} group(s)"
             if p["channel_probs"] == "auto":
                 log.warning("defakehop: %s: in-sample channel probabilities (channel_probs auto)", why)
-                return "in_sample", None, {"grouping": f"none (in-sample, auto: {why})"}, None, []
+                return None, [], dict(in_sample, fold_grouping=f"none (in-sample, auto: {why})")
             log.warning("defakehop: %s: folds by target identity, each fold's training rows "
                         "purged of its people", why)
         folds = make_folds(y, groups, int(p["n_folds"]), seed)
-        return "out_of_fold", groups, fold_info, folds, fold_train_masks(items, data.manifest, folds)
-
-    @staticmethod
-    def _fold_summary(y: np.ndarray, folds: np.ndarray, masks: list, fold_info: dict,
-                      groups: np.ndarray) -> dict:
-        """How the channel probabilities of the train split were made (``fit_summary``)."""
-        if not masks:
-            return {"folds": 0, "fold_grouping": fold_info.get("grouping", "none (in-sample)"),
-                    "fold_groups": 0}
-        outside = [int((folds != f).sum()) for f in range(len(masks))]
-        return {"folds": len(masks), "fold_grouping": fold_info["grouping"],
-                "fold_groups": int(len(np.unique(groups))),
-                # rows outside each fold, and those its channel classifiers trained on
-                "fold_train_rows": [int(m.sum()) for m in masks], "fold_outside_rows": outside,
-                "folds_one_class": int(sum(len(np.unique(y[m])) < 2 for m in masks))}
+        masks = fold_train_masks(items, data.manifest, folds)
+        return folds, masks, {
+            "channel_probs": "out_of_fold", "folds": len(masks), "fold_grouping": info["grouping"],
+            "fold_groups": int(len(np.unique(groups))),
+            # per fold: the rows its channel classifiers trained on, and the rows outside it
+            "fold_train_rows": [int(m.sum()) for m in masks],
+            "fold_outside_rows": [int((folds != f).sum()) for f in range(len(masks))],
+            "folds_one_class": int(sum(len(np.unique(y[m])) < 2 for m in masks))}
 
     def _fit_block(self, region: str, hop: int, x: np.ndarray, y: np.ndarray, folds: np.ndarray,
                    masks: list, seed: int, nthread: int, oof_cols: list, columns: list,
